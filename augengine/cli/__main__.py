@@ -1,0 +1,3 @@
+from augengine.cli import main
+
+main()

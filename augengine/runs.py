@@ -1,0 +1,151 @@
+"""Run directories and checkpoints: atomic writes, ``weights_only`` loads, run records.
+
+A run directory (``augengine fit … --out RUN_DIR``) holds at least ``run.json`` — the run
+record: plugin kind and name, full config, class names, seed, data fingerprint, software
+versions, timings — and the plugin's checkpoint(s). :func:`load_run` reopens any run by
+reading its record and asking the registry for the plugin class.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from augengine.errors import DataError
+
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_write_json",
+    "save_checkpoint",
+    "load_checkpoint",
+    "sha256_file",
+    "software_versions",
+    "write_run_record",
+    "read_run_record",
+    "load_run",
+]
+
+RUN_RECORD = "run.json"
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
+    """``torch.save`` atomically. Keep ``state`` to tensors, numbers, strings, lists and dicts
+    so that :func:`load_checkpoint` can read it with ``weights_only=True``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint with ``torch.load(..., weights_only=True)`` (no pickle of code)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: checkpoint not found")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - turned into a one-line error
+        raise DataError(f"{path}: cannot load checkpoint with weights_only=True ({type(e).__name__}: {e})") from e
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def software_versions() -> dict[str, str]:
+    import numpy
+
+    from augengine import __version__
+
+    out = {
+        "augengine": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "platform": platform.platform(),
+    }
+    for mod in ("torchvision", "timm", "kornia", "h5py"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001 - optional in a record
+            pass
+    return out
+
+
+def write_run_record(run_dir: str | Path, plugin, **extra: Any) -> Path:
+    """Write ``RUN_DIR/run.json`` for ``plugin`` (kind, name, config, versions, ``extra``)."""
+    record = {
+        "kind": plugin.kind,
+        "name": plugin.name,
+        "config": plugin.config.model_dump(mode="json"),
+        "versions": software_versions(),
+        "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    record.update(extra)
+    return atomic_write_json(Path(run_dir) / RUN_RECORD, record)
+
+
+def read_run_record(run_dir: str | Path) -> dict[str, Any]:
+    p = Path(run_dir) / RUN_RECORD
+    if not p.is_file():
+        raise DataError(f"{run_dir}: not a run directory (no {RUN_RECORD}); make one with 'augengine fit'")
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(f"{p}: not valid JSON ({e})") from None
+
+
+def load_run(run_dir: str | Path, kind: str | None = None, device: str | None = None):
+    """Reopen the plugin saved in ``run_dir`` (via its run record and the registry)."""
+    from augengine.registry import get_plugin_class
+
+    record = read_run_record(run_dir)
+    if kind is not None and record.get("kind") != kind:
+        raise DataError(f"{run_dir}: holds a {record.get('kind')} run ({record.get('name')}), expected a {kind}")
+    cls = get_plugin_class(record["kind"], record["name"])
+    return cls.load(run_dir, device=device)

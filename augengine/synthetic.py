@@ -1,0 +1,260 @@
+"""``SyntheticSet``: one HDF5 file per set of generated images.
+
+Layout (schema version 1)::
+
+    images        uint8  N×S×S×3   chunked (chunk_size images per chunk), uncompressed
+    labels        int64  N          indices into attrs["class_names"]
+    seeds         int64  N          per-image seed (image i = f(checkpoint, label_i, seed_i))
+    scores        float32 N         optional (filters store their scores here)
+    source_index  int64  N          optional (which real image a translation came from)
+    attrs: schema_version, class_names (JSON), image_size, generator, generator_config (JSON),
+           checkpoint_sha256, dataset_fingerprint, split_sha256, versions (JSON), created_at,
+           committed (images durably written), complete (bool), n_planned
+
+Crash safety: a set being written lives in ``<name>.partial.h5``; ``committed`` is updated
+and the file flushed after every chunk; :meth:`SyntheticSetWriter.close` renames it to
+``<name>.h5`` atomically. Opening a partial set for reading is an error; ``resume=True``
+continues after the last committed chunk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from augengine.errors import DataError, ShapeError
+from augengine.images import check_images, resize_uint8
+from augengine.imageset import ImageSet
+
+__all__ = ["SyntheticSet", "SyntheticSetWriter", "SCHEMA_VERSION", "partial_path"]
+
+SCHEMA_VERSION = 1
+_OPTIONAL = {"scores": np.float32, "source_index": np.int64}
+
+
+def partial_path(path: str | Path) -> Path:
+    """``x/set.h5`` → ``x/set.partial.h5``."""
+    p = Path(path)
+    stem = p.name[: -len(".h5")] if p.name.endswith(".h5") else p.name
+    return p.with_name(f"{stem}.partial.h5")
+
+
+def _json_attr(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+class SyntheticSetWriter:
+    """Appends images to a partial set; :meth:`close` makes it final. Use :meth:`SyntheticSet.create`."""
+
+    def __init__(self, path: Path, file: h5py.File, chunk_size: int):
+        self.path = path
+        self.partial = partial_path(path)
+        self._f = file
+        self.chunk_size = chunk_size
+        self.image_size = int(file.attrs["image_size"])
+        self.class_names = json.loads(file.attrs["class_names"])
+
+    @property
+    def committed(self) -> int:
+        """Number of images durably written."""
+        return int(self._f.attrs["committed"])
+
+    def append(self, images, labels, *, seeds=None, scores=None, source_index=None) -> int:
+        """Append a batch and commit it (flushed before returning).
+
+        Shape:
+            - images: :math:`(K, S, S, 3)` uint8.
+            - labels, seeds, scores, source_index: :math:`(K,)`.
+
+        Returns:
+            the new committed count.
+        """
+        images = np.asarray(images)
+        check_images(images, where=f"{self.partial}: append(images)", size=self.image_size)
+        k = images.shape[0]
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        if labels.shape[0] != k:
+            raise ShapeError(f"{self.partial}: append(labels): expected {k} labels, got {labels.shape[0]}")
+        if k and (labels.min() < 0 or labels.max() >= len(self.class_names)):
+            raise DataError(f"{self.partial}: append(labels): values must be in 0..{len(self.class_names) - 1}")
+        seeds = np.full(k, -1, np.int64) if seeds is None else np.asarray(seeds, dtype=np.int64).reshape(-1)
+        cols = {"labels": labels, "seeds": seeds}
+        for name, dtype in _OPTIONAL.items():
+            val = {"scores": scores, "source_index": source_index}[name]
+            if val is None:
+                if name in self._f:
+                    raise DataError(f"{self.partial}: append: {name} was given for earlier images, missing now")
+                continue
+            if name not in self._f:
+                if self.committed:
+                    raise DataError(f"{self.partial}: append: {name} given now but not for earlier images")
+                self._f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(max(self.chunk_size, 1),))
+            cols[name] = np.asarray(val, dtype=dtype).reshape(-1)
+        for name, col in cols.items():
+            if col.shape[0] != k:
+                raise ShapeError(f"{self.partial}: append({name}): expected {k} values, got {col.shape[0]}")
+        n0 = self.committed
+        self._f["images"].resize(n0 + k, axis=0)
+        self._f["images"][n0 : n0 + k] = images
+        for name, col in cols.items():
+            self._f[name].resize(n0 + k, axis=0)
+            self._f[name][n0 : n0 + k] = col
+        self._f.attrs["committed"] = n0 + k
+        self._f.flush()
+        return n0 + k
+
+    def close(self, **attrs: Any) -> "SyntheticSet":
+        """Mark complete, close, rename ``.partial.h5`` → ``.h5`` atomically, and reopen for reading."""
+        for k, v in attrs.items():
+            self._f.attrs[k] = v if isinstance(v, (str, int, float, bool, np.generic)) else _json_attr(v)
+        self._f.attrs["complete"] = True
+        self._f.attrs["created_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self._f.flush()
+        self._f.close()
+        os.replace(self.partial, self.path)
+        return SyntheticSet.open(self.path)
+
+    def abort(self) -> None:
+        """Close without finishing (the partial file stays, resumable)."""
+        if self._f.id.valid:
+            self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.abort()
+        return False
+
+
+class SyntheticSet(ImageSet):
+    """A finished synthetic set, opened for reading (an :class:`~augengine.ImageSet`).
+
+    Open with :meth:`SyntheticSet.open`; write with :meth:`SyntheticSet.create`.
+    """
+
+    def __init__(self, path: Path, attrs: dict[str, Any], labels, seeds, scores, source_index):
+        self.path = path
+        self.attrs = attrs
+        self.class_names = list(attrs["class_names"])
+        self.labels = labels
+        self.seeds = seeds
+        self.scores = scores
+        self.source_index = source_index
+        self.size = int(attrs["image_size"])
+        self.ids = [f"{path.name}:{i}" for i in range(len(labels))]
+        self.groups = None
+
+    # -- writing -----------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        *,
+        class_names: Sequence[str],
+        image_size: int,
+        attrs: Mapping[str, Any] | None = None,
+        resume: bool = False,
+        force: bool = False,
+        chunk_size: int = 256,
+    ) -> SyntheticSetWriter:
+        """Start (or with ``resume=True`` continue) writing the set that will be ``path``.
+
+        Raises:
+            DataError: ``path`` exists (pass ``force=True`` to overwrite), or a partial set
+                exists and neither ``resume`` nor ``force`` is given, or the partial set was
+                made with other settings.
+        """
+        path = Path(path)
+        part = partial_path(path)
+        if path.exists() and not force:
+            raise DataError(f"{path}: a finished set exists; use --force to overwrite it")
+        if part.exists() and resume and not force:
+            f = h5py.File(part, "a")
+            try:
+                if json.loads(f.attrs["class_names"]) != list(class_names) or int(f.attrs["image_size"]) != image_size:
+                    raise DataError(f"{part}: partial set has other classes or image size; use --force to start over")
+                for k, v in (attrs or {}).items():
+                    if k in f.attrs and str(f.attrs[k]) != str(v if isinstance(v, (str, int, float, bool)) else _json_attr(v)):
+                        raise DataError(f"{part}: partial set was made with another {k}; use --force to start over")
+                n = int(f.attrs["committed"])
+                for name in ("images", "labels", "seeds", *_OPTIONAL):
+                    if name in f and f[name].shape[0] != n:
+                        f[name].resize(n, axis=0)  # drop an uncommitted tail
+            except BaseException:
+                f.close()
+                raise
+            return SyntheticSetWriter(path, f, chunk_size)
+        if part.exists() and not force and not resume:
+            raise DataError(f"{part}: an unfinished set exists; use --resume to continue it or --force to start over")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = h5py.File(part, "w")
+        s = int(image_size)
+        f.create_dataset("images", shape=(0, s, s, 3), maxshape=(None, s, s, 3), dtype=np.uint8,
+                         chunks=(max(1, min(chunk_size, max(1, (1 << 22) // (s * s * 3)))), s, s, 3))
+        f.create_dataset("labels", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(max(chunk_size, 1),))
+        f.create_dataset("seeds", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(max(chunk_size, 1),))
+        f.attrs["schema_version"] = SCHEMA_VERSION
+        f.attrs["class_names"] = _json_attr(list(class_names))
+        f.attrs["image_size"] = s
+        f.attrs["committed"] = 0
+        f.attrs["complete"] = False
+        for k, v in (attrs or {}).items():
+            f.attrs[k] = v if isinstance(v, (str, int, float, bool)) else _json_attr(v)
+        f.flush()
+        return SyntheticSetWriter(path, f, chunk_size)
+
+    # -- reading -----------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path) -> "SyntheticSet":
+        """Open a finished set. DataError for a missing, partial, foreign or malformed file."""
+        path = Path(path)
+        if not path.exists():
+            part = partial_path(path)
+            if part.exists():
+                raise DataError(f"{path}: not finished (only {part.name} exists); continue it with 'augengine generate … --resume'")
+            raise DataError(f"{path}: synthetic set not found")
+        try:
+            f = h5py.File(path, "r")
+        except OSError as e:
+            raise DataError(f"{path}: not an HDF5 file ({e})") from None
+        with f:
+            version = f.attrs.get("schema_version")
+            if version != SCHEMA_VERSION:
+                raise DataError(f"{path}: attribute schema_version is {version!r}, expected {SCHEMA_VERSION}")
+            if not bool(f.attrs.get("complete", False)) or path.name.endswith(".partial.h5"):
+                raise DataError(
+                    f"{path}: incomplete set ({int(f.attrs.get('committed', 0))} images committed); "
+                    "continue it with 'augengine generate … --resume' before training on it"
+                )
+            if "images" not in f or f["images"].ndim != 4 or f["images"].shape[-1] != 3 or f["images"].dtype != np.uint8:
+                shape = f["images"].shape if "images" in f else None
+                raise DataError(f"{path}: dataset 'images' must be uint8 N×S×S×3, got {shape}")
+            attrs = {}
+            for k, v in f.attrs.items():
+                v = v.item() if isinstance(v, np.generic) else v
+                if isinstance(v, str) and v[:1] in "[{":
+                    try:
+                        v = json.loads(v)
+                    except json.JSONDecodeError:
+                        pass
+                attrs[k] = v
+            n = int(attrs["committed"])
+            labels = f["labels"][:n]
+            seeds = f["seeds"][:n]
+            scores = f["scores"][:n] if "scores" in f else None
+            source_index = f["source_index"][:n] if "source_index" in f else None
+        return cls(path, attrs, labels, seeds, scores, source_index)
+
+    def _load(self, size):
+        with h5py.File(self.path, "r") as f:
+            arr = f["images"][: len(self)]
+        return resize_uint8(arr, size) if size != self.size else arr

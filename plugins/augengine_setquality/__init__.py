@@ -1,0 +1,1 @@
+"""augengine built-in plugin (being written)."""
