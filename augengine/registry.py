@@ -208,7 +208,7 @@ def register_plugin(obj: Any, name: str | None = None) -> None:
     with _LOCK:
         name = reg.pm.register(obj, name=name)
         if name is not None:
-            reg.sources[name] = (getattr(obj, "__name__", str(name)), "", None)
+            reg.sources[name] = (getattr(obj, "__name__", str(name)), "", name)
         reg.collect()
 
 

@@ -12,7 +12,7 @@ import traceback
 import click
 
 from augengine import __version__
-from augengine.cli.common import verbose_option
+from augengine.cli.common import VERBOSE, verbose_option
 from augengine.errors import AugengineError
 
 __all__ = ["main"]
@@ -22,7 +22,7 @@ class AugengineGroup(click.Group):
     """Turns user errors into one line (no traceback unless -v)."""
 
     def main(self, *args, **kwargs):  # noqa: D401 - click API
-        kwargs.setdefault("standalone_mode", True)
+        VERBOSE["on"] = False
         try:
             return super().main(*args, standalone_mode=False, **{k: v for k, v in kwargs.items() if k != "standalone_mode"})
         except click.exceptions.Exit as e:
@@ -44,10 +44,7 @@ class AugengineGroup(click.Group):
 
 
 def _verbose() -> bool:
-    ctx = click.get_current_context(silent=True)
-    if ctx is not None and ctx.find_root().meta.get("augengine.verbose"):
-        return True
-    return "-v" in sys.argv[1:] or "--verbose" in sys.argv[1:]
+    return VERBOSE["on"]
 
 
 @click.group(cls=AugengineGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

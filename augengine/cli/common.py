@@ -18,10 +18,12 @@ def verbose_option(f):
                         callback=_set_verbose, help="Show tracebacks on errors.")(f)
 
 
+VERBOSE = {"on": False}
+
+
 def _set_verbose(ctx: click.Context, _param, value: bool):
     if value:
-        root = ctx.find_root()
-        root.meta["augengine.verbose"] = True
+        VERBOSE["on"] = True
 
 
 def common_options(f):

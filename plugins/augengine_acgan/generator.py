@@ -99,6 +99,40 @@ def _rng_state_tensor(g: torch.Generator) -> torch.Tensor:
     return g.get_state().clone()
 
 
+class BatchSampler:
+    """Draws real-image indices and generated labels from one ``torch.Generator``.
+
+    Args:
+        labels: (N,) int labels of the training images.
+        num_classes: K.
+        balanced_real: pick a class uniformly (among classes with images), then an image of
+            it; otherwise images uniformly (classes at their training frequency).
+        balanced_fake_labels: generated labels uniform over classes with images; otherwise
+            drawn from the training class prior p_c.
+    """
+
+    def __init__(self, labels, num_classes: int, balanced_real: bool = False, balanced_fake_labels: bool = False):
+        self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+        self.counts = torch.bincount(self.labels, minlength=num_classes)
+        self.present = torch.nonzero(self.counts > 0).flatten()
+        self.order = torch.argsort(self.labels, stable=True)
+        self.starts = torch.cumsum(self.counts, 0) - self.counts
+        self.balanced_real = balanced_real
+        self.p_fake = (self.counts > 0).double() if balanced_fake_labels else self.counts.double()
+
+    def real(self, n: int, rng: torch.Generator) -> torch.Tensor:
+        """(n,) int64 indices into the training images."""
+        if self.balanced_real:
+            cls = self.present[torch.randint(len(self.present), (n,), generator=rng)]
+            off = (torch.rand(n, generator=rng, dtype=torch.float64) * self.counts[cls]).long()
+            return self.order[self.starts[cls] + off]
+        return torch.randint(len(self.labels), (n,), generator=rng)
+
+    def fake_labels(self, n: int, rng: torch.Generator) -> torch.Tensor:
+        """(n,) int64 class labels for generated images."""
+        return torch.multinomial(self.p_fake, n, replacement=True, generator=rng)
+
+
 class AcganGenerator(augengine.Generator):
     """ACGAN (Odena et al. 2017): class-conditional images from noise, with an auxiliary classifier D.
 
@@ -189,11 +223,7 @@ class AcganGenerator(augengine.Generator):
         self.run_dir = run_dir
 
         images = torch.from_numpy(np.ascontiguousarray(train.images(c.image_size)))
-        labels = torch.as_tensor(np.asarray(train.labels), dtype=torch.int64)
-        counts = torch.bincount(labels, minlength=K)
-        present = torch.nonzero(counts > 0).flatten()
-        order = torch.argsort(labels, stable=True)
-        starts = torch.cumsum(counts, 0) - counts
+        sampler = BatchSampler(train.labels, K, c.balanced_real, c.balanced_fake_labels)
 
         torch.manual_seed(seed)
         self._build(K)
@@ -229,23 +259,17 @@ class AcganGenerator(augengine.Generator):
             G_train, D_train = torch.compile(self.G), torch.compile(self.D)
         fmt = torch.channels_last if self.use_channels_last else torch.contiguous_format
         fixed_z, fixed_y = self._fixed_noise(seed)
-        p_fake = (torch.ones(K) * (counts > 0)) if c.balanced_fake_labels else counts.double()
         log_f = open(run_dir / LOSS_LOG, "a") if run_dir is not None else None
         bar = tqdm(total=c.iterations, initial=start, desc="fit acgan", unit="it", disable=not progress)
         B = c.batch_size
         try:
             for step in range(start + 1, c.iterations + 1):
                 # --- batch (all randomness from rng) ---
-                if c.balanced_real:
-                    cls = present[torch.randint(len(present), (B,), generator=rng)]
-                    off = (torch.rand(B, generator=rng, dtype=torch.float64) * counts[cls]).long()
-                    idx = order[starts[cls] + off]
-                else:
-                    idx = torch.randint(len(labels), (B,), generator=rng)
+                idx = sampler.real(B, rng)
                 x_real = to_model(images[idx], self.device).contiguous(memory_format=fmt)
-                y_real = labels[idx].to(self.device)
+                y_real = sampler.labels[idx].to(self.device)
                 z = torch.randn(B, c.latent_dim, generator=rng).to(self.device)
-                y_fake = torch.multinomial(p_fake, B, replacement=True, generator=rng).to(self.device)
+                y_fake = sampler.fake_labels(B, rng).to(self.device)
 
                 # --- D step: maximise L_S + L_C ---
                 with self._autocast():

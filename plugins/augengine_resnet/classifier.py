@@ -342,8 +342,9 @@ class ResnetClassifier(augengine.Classifier):
 
         base_m, max_m = cfg.momentum_range
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr or 1e-3, betas=(max_m, 0.999), weight_decay=cfg.weight_decay)
-        steps_per_epoch = max(1, math.ceil(n / cfg.batch_size)) if n >= cfg.batch_size else 1
-        drop_last = n >= cfg.batch_size
+        # like fastai, the last partial batch is dropped (a batch of one breaks BatchNorm)
+        steps_per_epoch = max(1, n // cfg.batch_size)
+        bs = min(cfg.batch_size, n)
 
         def epoch_order(epoch: int) -> torch.Tensor:
             g = torch.Generator().manual_seed(seed * 100_003 + epoch)
@@ -387,8 +388,8 @@ class ResnetClassifier(augengine.Classifier):
             def finder_batches():
                 while True:
                     order = torch.randperm(n, generator=gen)
-                    for i in range(0, n - cfg.batch_size + 1 if drop_last else 1, cfg.batch_size):
-                        yield order[i : i + cfg.batch_size]
+                    for i in range(steps_per_epoch):
+                        yield order[i * bs : (i + 1) * bs]
 
             lr_result = lr_range_test(
                 model, optimizer, lambda idx: batch_loss(idx, gen), finder_batches(), num_iter=cfg.lr_find_iters
@@ -427,9 +428,7 @@ class ResnetClassifier(augengine.Classifier):
             order = epoch_order(epoch)
             model.train()
             total, seen = 0.0, 0
-            batches = [order[i : i + cfg.batch_size] for i in range(0, steps_per_epoch * cfg.batch_size, cfg.batch_size)]
-            if not drop_last:
-                batches = [order]
+            batches = [order[i * bs : (i + 1) * bs] for i in range(steps_per_epoch)]
             bar = tqdm(batches, desc=f"resnet epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
             for idx in bar:
                 loss = batch_loss(idx, aug_gen)
