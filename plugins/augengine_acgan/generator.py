@@ -321,7 +321,8 @@ class AcganGenerator(augengine.Generator):
                     log_f.write(json.dumps({
                         "step": step, "loss_d": ld, "loss_g": lg, "d_source": float(d_src.detach()), "d_class": float(d_cls.detach()),
                         "g_source": float(g_src.detach()), "g_class": float(g_cls.detach()), "d_real_class_acc": acc,
-                        "d_real": float(torch.sigmoid(s_real).mean()), "d_fake": float(torch.sigmoid(s_fake).mean()),
+                        "d_real": float(torch.sigmoid(s_real.detach()).mean()),
+                        "d_fake": float(torch.sigmoid(s_fake.detach()).mean()),
                     }) + "\n")
                 if run_dir is not None and (step % c.sample_every == 0 or step == c.iterations):
                     self._save_grid(run_dir / "samples" / f"step_{step:07d}.png", fixed_z, fixed_y)
