@@ -228,6 +228,7 @@ class SyntheticSet(ImageSet):
             raise DataError(f"{path}: not an HDF5 file ({e})") from None
         with f:
             version = f.attrs.get("schema_version")
+            version = version.item() if isinstance(version, np.generic) else version
             if version != SCHEMA_VERSION:
                 raise DataError(f"{path}: attribute schema_version is {version!r}, expected {SCHEMA_VERSION}")
             if not bool(f.attrs.get("complete", False)) or path.name.endswith(".partial.h5"):

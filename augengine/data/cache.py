@@ -111,6 +111,7 @@ def decode_image(src, size: int, interpolation: str = "bicubic", crop: str = "re
     Raises:
         DataError: the file is missing, empty, truncated or not an image (message names it).
     """
+    _check_options(size, interpolation, crop)
     name = name or (str(src) if isinstance(src, (str, Path)) else "<image>")
     if isinstance(src, np.ndarray):
         a = src

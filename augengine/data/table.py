@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import os
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from augengine.errors import DataError
+from augengine.imageset import ImageSet
 
 __all__ = [
     "ISIC_CLASSES",
@@ -256,9 +256,6 @@ class ImageTable:
         """An :class:`~augengine.ImageSet` over rows ``indices`` (all rows by default)."""
         idx = np.arange(len(self)) if indices is None else np.asarray(indices, dtype=np.int64).reshape(-1)
         return TableImageSet(self, idx, size=size, interpolation=interpolation, crop=crop)
-
-
-from augengine.imageset import ImageSet  # noqa: E402  (after ImageTable: no cycle, but keeps reading order)
 
 
 class TableImageSet(ImageSet):
@@ -556,9 +553,10 @@ def scan_dataset(path: str | Path = "demo", *, format: str = "auto") -> ImageTab
     fmt = detect_format(path) if format == "auto" else format
     if fmt == "demo":
         return _load_demo(None if str(path) == "demo" else Path(path))
-    p = Path(path)
+    p = Path(path).expanduser()
     if not p.exists():
         raise DataError(f"{p}: no such file or folder; expected a dataset folder, a .npz file or 'demo'")
+    p = p.resolve()
     if fmt in ("ham10000", "isic2019") and p.is_file():
         p = p.parent
     if fmt == "ham10000":

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,9 +18,9 @@ import augengine
 from augengine.errors import ConfigError, DataError, PluginError, TrainingDiverged
 from augengine.images import from_model, to_model
 from augengine.runs import load_checkpoint, save_checkpoint, write_run_record
-from augengine.runtime import autocast_dtype, cpu_supports_bf16, select_device
+from augengine.runtime import autocast_dtype, select_device
 
-from augengine_acgan.diffaugment import POLICIES, diff_augment
+from augengine_acgan.diffaugment import diff_augment
 from augengine_acgan.models import AcganD, AcganG, g_stage_channels, init_weights
 
 __all__ = ["AcganConfig", "AcganGenerator"]
@@ -177,7 +176,8 @@ class AcganGenerator(augengine.Generator):
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=dt)
 
-    def _build(self, num_classes: int) -> None:
+    def build_networks(self, num_classes: int) -> None:
+        """Create G, D (and the EMA copy) with the paper's init on ``self.device``."""
         c = self.config
         self.G = AcganG(c.image_size, c.latent_dim, num_classes, c.g_channels, c.class_embedding, c.embedding_dim)
         self.D = AcganD(c.image_size, num_classes, c.d_channels, c.d_strides, c.d_dropout, c.leaky_slope,
@@ -226,7 +226,7 @@ class AcganGenerator(augengine.Generator):
         sampler = BatchSampler(train.labels, K, c.balanced_real, c.balanced_fake_labels)
 
         torch.manual_seed(seed)
-        self._build(K)
+        self.build_networks(K)
         lr_g, lr_d = c.lr_g or c.lr, c.lr_d or c.lr
         opt_g = torch.optim.Adam(self.G.parameters(), lr=lr_g, betas=tuple(c.betas))
         opt_d = torch.optim.Adam(self.D.parameters(), lr=lr_d, betas=tuple(c.betas))
@@ -271,39 +271,10 @@ class AcganGenerator(augengine.Generator):
                 z = torch.randn(B, c.latent_dim, generator=rng).to(self.device)
                 y_fake = sampler.fake_labels(B, rng).to(self.device)
 
-                # --- D step: maximise L_S + L_C ---
-                with self._autocast():
-                    fake = G_train(z, y_fake)
-                    s_real, c_real = D_train(self._aug(x_real, rng))
-                    s_fake, c_fake = D_train(self._aug(fake.detach(), rng))
-                    s_real, c_real, s_fake, c_fake = (t.float() for t in (s_real, c_real, s_fake, c_fake))
-                    if c.loss == "hinge":
-                        d_src = F.relu(1 - s_real).mean() + F.relu(1 + s_fake).mean()
-                    else:
-                        d_src = (F.binary_cross_entropy_with_logits(s_real, torch.ones_like(s_real))
-                                 + F.binary_cross_entropy_with_logits(s_fake, torch.zeros_like(s_fake)))
-                    d_cls = F.cross_entropy(c_real, y_real) + F.cross_entropy(c_fake, y_fake)
-                    loss_d = d_src + c.class_loss_weight * d_cls
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
-
-                # --- G step: maximise L_C - L_S ---
-                with self._autocast():
-                    s_g, c_g = D_train(self._aug(fake, rng))
-                    s_g, c_g = s_g.float(), c_g.float()
-                    if c.loss == "hinge":
-                        g_src = -s_g.mean()
-                    elif c.g_source_loss == "minimax":
-                        g_src = -F.binary_cross_entropy_with_logits(s_g, torch.zeros_like(s_g))
-                    else:
-                        g_src = F.binary_cross_entropy_with_logits(s_g, torch.ones_like(s_g))
-                    g_cls = F.cross_entropy(c_g, y_fake)
-                    loss_g = g_src + c.class_loss_weight * g_cls
-                opt_g.zero_grad(set_to_none=True)
-                loss_g.backward()
-                opt_g.step()
-
+                out = self.train_step(G_train, D_train, opt_g, opt_d, x_real, y_real, z, y_fake, rng)
+                loss_d, loss_g, c_real = out["loss_d"], out["loss_g"], out["c_real"]
+                d_src, d_cls, g_src, g_cls = out["d_source"], out["d_class"], out["g_source"], out["g_class"]
+                s_real, s_fake = out["s_real"], out["s_fake"]
                 ld, lg = float(loss_d.detach()), float(loss_g.detach())
                 if not (math.isfinite(ld) and math.isfinite(lg)):
                     which = "loss_d" if not math.isfinite(ld) else "loss_g"
@@ -344,6 +315,58 @@ class AcganGenerator(augengine.Generator):
         if self.G_ema is not None:
             self.G_ema.eval()
         return self
+
+    def train_step(self, G_train, D_train, opt_g, opt_d, x_real, y_real, z, y_fake, rng) -> dict[str, torch.Tensor]:
+        """One ACGAN iteration: a D step (maximise L_S + L_C), then a G step (maximise L_C − L_S).
+
+        The G step reuses the generated batch of the D step (its graph is kept).
+
+        Shape:
+            - x_real: :math:`(B, 3, S, S)` in [-1, 1]; y_real, y_fake: :math:`(B,)` int64;
+              z: :math:`(B, latent\\_dim)`.
+
+        Returns:
+            loss tensors (``loss_d``, ``loss_g``, ``d_source``, ``d_class``, ``g_source``,
+            ``g_class``) and D outputs on the real/fake batches (``s_real``, ``c_real``, ``s_fake``).
+        """
+        c = self.config
+        # --- D step: maximise L_S + L_C ---
+        with self._autocast():
+            fake = G_train(z, y_fake)
+            s_real, c_real = D_train(self._aug(x_real, rng))
+            s_fake, c_fake = D_train(self._aug(fake.detach(), rng))
+            s_real, c_real, s_fake, c_fake = (t.float() for t in (s_real, c_real, s_fake, c_fake))
+            if c.loss == "hinge":
+                d_src = F.relu(1 - s_real).mean() + F.relu(1 + s_fake).mean()
+            else:
+                d_src = (F.binary_cross_entropy_with_logits(s_real, torch.ones_like(s_real))
+                         + F.binary_cross_entropy_with_logits(s_fake, torch.zeros_like(s_fake)))
+            d_cls = F.cross_entropy(c_real, y_real) + F.cross_entropy(c_fake, y_fake)
+            loss_d = d_src + c.class_loss_weight * d_cls
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+
+        # --- G step: maximise L_C - L_S (no weight gradients for D) ---
+        self.D.requires_grad_(False)
+        with self._autocast():
+            s_g, c_g = D_train(self._aug(fake, rng))
+            s_g, c_g = s_g.float(), c_g.float()
+            if c.loss == "hinge":
+                g_src = -s_g.mean()
+            elif c.g_source_loss == "minimax":
+                g_src = -F.binary_cross_entropy_with_logits(s_g, torch.zeros_like(s_g))
+            else:
+                g_src = F.binary_cross_entropy_with_logits(s_g, torch.ones_like(s_g))
+            g_cls = F.cross_entropy(c_g, y_fake)
+            loss_g = g_src + c.class_loss_weight * g_cls
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        self.D.requires_grad_(True)
+
+        return {"loss_d": loss_d, "loss_g": loss_g, "d_source": d_src, "d_class": d_cls, "g_source": g_src,
+                "g_class": g_cls, "s_real": s_real, "c_real": c_real, "s_fake": s_fake}
 
     def _aug(self, x: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
         return diff_augment(x, list(self.config.diffaugment), rng) if self.config.diffaugment else x
@@ -526,7 +549,7 @@ class AcganGenerator(augengine.Generator):
         self.device = select_device(self.config.device)
         self.class_names = list(state["class_names"])
         self.train_counts = {k: int(v) for k, v in state["train_counts"].items()}
-        self._build(len(self.class_names))
+        self.build_networks(len(self.class_names))
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
         if self.G_ema is not None and state.get("G_ema") is not None:

@@ -56,7 +56,7 @@ def _fmt(x: float) -> str:
 
 def _fmt_p(p: float | None) -> str:
     if p is None:
-        return "n/a"
+        return "= n/a"
     return f"= {p:.2g}" if p >= 0.001 else "< 0.001"
 
 

@@ -7,14 +7,13 @@ Registered through the ``augengine`` entry-point group like any third-party plug
 
 import augengine
 
-from augengine_resnet.classifier import ResnetClassifier, ResnetConfig, build_model, dihedral_augment, load_pretrained
+from augengine_resnet.classifier import ResnetClassifier, ResnetConfig, build_model, load_pretrained
 from augengine_resnet.lr_finder import LRFinderResult, lr_range_test, plot_lr_curve
 
 __all__ = [
     "ResnetClassifier",
     "ResnetConfig",
     "build_model",
-    "dihedral_augment",
     "load_pretrained",
     "LRFinderResult",
     "lr_range_test",

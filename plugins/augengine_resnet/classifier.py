@@ -28,7 +28,7 @@ from pydantic import Field
 import augengine
 from augengine.errors import ConfigError, DataError, TrainingDiverged
 from augengine.images import to_model
-from augengine.imageset import ArrayImageSet, ImageSet
+from augengine.imageset import ImageSet
 from augengine.runs import load_checkpoint, read_run_record, save_checkpoint, sha256_file, write_run_record
 from augengine.runtime import autocast_dtype, cpu_supports_bf16, seed_everything, select_device
 
@@ -60,7 +60,9 @@ class ResnetConfig(augengine.PluginConfig):
     class_weighted_loss: Literal["none", "inverse", "sqrt_inverse"] = Field("none", description="cross-entropy class weights")
     ema_decay: float | None = Field(None, gt=0, lt=1, description="keep an EMA of the weights (e.g. 0.999) and evaluate it")
     tta_flips: bool = Field(False, description="average predictions over horizontal/vertical flips")
-    augment: Literal["none", "light", "strong"] = Field("light", description="train-time augmentation strength")
+    augment: Literal["none", "dihedral", "light", "strong"] = Field(
+        "light", description="train-time augmentation: dihedral = flips + 90° rotations; light = + colour jitter "
+        "(augengine.data.Augment defaults); strong = + random affine and stronger colour jitter")
     drop_rate: float = Field(0.0, ge=0, lt=1, description="dropout before the classifier head")
     early_stopping_patience: int | None = Field(10, ge=1, description="stop after this many epochs without a better val balanced accuracy")
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto = bf16 autocast where the CPU has native bf16 / CUDA AMP")
@@ -147,34 +149,31 @@ def load_pretrained(model: torch.nn.Module, path: str | Path) -> dict:
     }
 
 
-def dihedral_augment(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Random element of the dihedral group (flips and 90° rotations) per image.
+class _StrongAugment:
+    """Dihedral + stronger colour jitter (augengine.data.Augment), then a small random affine (kornia).
 
     Shape:
-        - x: :math:`(N, C, S, S)`; output the same.
+        - x: :math:`(N, 3, S, S)` float in [-1, 1]; output the same.
     """
-    n = x.shape[0]
-    r = torch.rand(3, n, generator=generator)
-    m = [(r[i] < 0.5).view(n, 1, 1, 1).to(x.device) for i in range(3)]
-    x = torch.where(m[0], x.transpose(2, 3), x)
-    x = torch.where(m[1], x.flip(3), x)
-    return torch.where(m[2], x.flip(2), x)
-
-
-class _StrongAugment(torch.nn.Module):
-    """Dihedral + small affine + colour jitter (kornia), on float images in [-1, 1]."""
 
     def __init__(self):
-        super().__init__()
-        import kornia.augmentation as K
+        from augengine.data import Augment
 
-        self.affine = K.RandomAffine(degrees=20, translate=(0.05, 0.05), scale=(0.9, 1.15), p=0.7, padding_mode="reflection")
-        self.color = K.ColorJitter(0.15, 0.15, 0.1, 0.02, p=0.8)
+        self.base = Augment(brightness=0.15, contrast=0.2, saturation=0.2, hue=0.03)
 
-    def forward(self, x, generator=None):
-        x = dihedral_augment(x, generator)
-        x = self.affine(x)
-        return self.color((x + 1) / 2) * 2 - 1
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        import kornia.geometry.transform as KT
+
+        x = self.base(x, generator=generator)
+        n = x.shape[0]
+        r = torch.rand(4, n, generator=generator)
+        angle = (r[0] * 2 - 1) * 20.0
+        scale = 0.9 + r[1] * 0.25
+        shift = (r[2:4].T * 2 - 1) * 0.05 * x.shape[-1]
+        center = torch.full((n, 2), (x.shape[-1] - 1) / 2)
+        m = KT.get_rotation_matrix2d(center, angle, torch.stack([scale, scale], 1))
+        m[:, :, 2] += shift
+        return KT.warp_affine(x, m.to(x), dsize=tuple(x.shape[-2:]), padding_mode="reflection")
 
 
 def _atomic_png(path: Path, data: bytes) -> None:
@@ -233,7 +232,7 @@ class ResnetClassifier(augengine.Classifier):
     def _training_set(self, train: ImageSet, synthetic: Sequence[ImageSet], amount, seed: int) -> ImageSet:
         synthetic = list(synthetic or [])
         for i, s in enumerate(synthetic):
-            if list(s.class_names) != list(train.class_names):
+            if sorted(c.lower() for c in s.class_names) != sorted(c.lower() for c in train.class_names):
                 raise DataError(
                     f"classifier 'resnet': synthetic set {i} ({getattr(s, 'path', type(s).__name__)}) has classes "
                     f"{list(s.class_names)}, the real training set has {list(train.class_names)}"
@@ -244,37 +243,22 @@ class ResnetClassifier(augengine.Classifier):
                 )
         if not synthetic:
             return train
-        if amount is not None and not (isinstance(amount, (int, float)) and amount >= 0):
-            raise ConfigError(f"classifier 'resnet': amount must be a count or a ratio >= 0, got {amount!r}")
-        try:
-            return augengine.combine(train, synthetic, amount=amount, seed=seed)
-        except DataError as e:
-            if "not implemented" not in str(e):
-                raise
-        # fallback while the data layer's combine() is not there: concatenate at image_size
-        size = self.image_size
-        imgs = np.concatenate([s.images(size) for s in synthetic])
-        labels = np.concatenate([s.labels for s in synthetic])
-        n = len(labels)
-        if amount is not None:
-            k = int(round(amount * len(train))) if isinstance(amount, float) else int(amount)
-            if k > n:
-                raise DataError(f"classifier 'resnet': amount {amount!r} asks for {k} synthetic images, the sets hold {n}")
-            pick = np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
-            imgs, labels = imgs[pick], labels[pick]
-        return ArrayImageSet(
-            np.concatenate([train.images(size), imgs]), np.concatenate([train.labels, labels]), train.class_names
-        )
+        return augengine.combine(train, synthetic, amount=amount, seed=seed)
 
     def _augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         mode = self.config.augment
         if mode == "none":
             return x
-        if mode == "light":
-            return dihedral_augment(x, gen)
-        if not hasattr(self, "_strong"):
-            self._strong = _StrongAugment().to(self.device)
-        return self._strong(x, gen)
+        if not hasattr(self, "_augmenter"):
+            from augengine.data import Augment
+
+            if mode == "dihedral":
+                self._augmenter = Augment(brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0)
+            elif mode == "light":
+                self._augmenter = Augment()
+            else:
+                self._augmenter = _StrongAugment()
+        return self._augmenter(x, generator=gen)
 
     def _class_weights(self, labels: np.ndarray, num_classes: int) -> torch.Tensor | None:
         mode = self.config.class_weighted_loss
@@ -423,7 +407,6 @@ class ResnetClassifier(augengine.Classifier):
         step = state["epoch"] * steps_per_epoch
         for epoch in range(state["epoch"], cfg.epochs):
             t0 = time.perf_counter()
-            torch.manual_seed(seed * 1_000_003 + epoch)  # kornia draws from the global generator
             aug_gen = torch.Generator().manual_seed(seed * 10_007 + epoch)
             order = epoch_order(epoch)
             model.train()

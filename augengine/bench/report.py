@@ -1,0 +1,544 @@
+"""Results of a bench directory: ``results.jsonl`` rows, the paper's tables, verdicts, ``report.html``.
+
+Everything here reads only the output directory (``plan.json``, ``bench.json`` and the unit
+directories), so ``augengine report DIR`` works on a directory filled by many shards, and on
+a partly finished one (it reports what is there).
+
+``report.html`` is one self-contained file: figures are inline base64 PNGs (matplotlib and
+PIL), styles are inline, and there are no scripts.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["results_rows", "tables_text", "verdict_lines", "write_report", "find_metric"]
+
+_EXCLUDE = {"delta", "diff", "difference", "baseline", "gain", "change", "p_value", "pvalue", "p", "improvement",
+            "relative", "n", "support", "count", "std"}
+
+
+def _plan(out: Path) -> list[dict[str, Any]]:
+    p = out / "plan.json"
+    return json.loads(p.read_text()) if p.exists() else []
+
+
+def _unit_dir(out: Path, u: dict[str, Any]) -> Path:
+    from augengine.bench.graph import Unit
+
+    return out / "units" / Unit.from_json(u).dirname
+
+
+def _done(out: Path, u: dict[str, Any]) -> dict[str, Any] | None:
+    p = _unit_dir(out, u) / "done.json"
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def _amount_label(a) -> str:
+    from augengine.bench.config import amount_label
+
+    return "0" if a is None else amount_label(a)
+
+
+def results_rows(out: str | Path, plan=None) -> list[dict[str, Any]]:
+    """One row per finished evaluation (arm, amount, seeds, test set, every metric with its CI, verdicts)."""
+    from augengine.bench.runner import flatten_metrics
+
+    out = Path(out)
+    units = _plan(out) if plan is None else [u.to_json() for u in plan.units]
+    by_key = {u["key"]: u for u in units}
+    rows = []
+    for u in units:
+        if u["kind"] not in ("eval", "quality"):
+            continue
+        done = _done(out, u)
+        if done is None:
+            continue
+        res = done["result"]
+        m = u["meta"]
+        count = 0
+        for k in u["deps"]:
+            d = by_key.get(k)
+            if d and d["kind"] == "clffit" and d["meta"]["arm"] == m["arm"]:
+                dd = _done(out, d)
+                count = dd["result"].get("amount_count", 0) if dd else count
+                break
+            if d and d["kind"] in ("synth", "filtered"):
+                dd = _done(out, d)
+                count = dd["result"].get("n", 0) if dd else count
+        rows.append({
+            "kind": "classifier" if u["kind"] == "eval" else "synthetic-set",
+            "evaluator": m["evaluator"],
+            "arm": m["arm"],
+            "amount": m["amount"],
+            "amount_label": _amount_label(m["amount"]),
+            "amount_count": count,
+            "generator_seed": m.get("generator_seed"),
+            "classifier_seeds": m.get("classifier_seeds"),
+            "test_set": m.get("test_set"),
+            "metrics": flatten_metrics(res.get("metrics", {})),
+            "verdicts": res.get("verdicts", []),
+            "unit": u["key"][:12],
+        })
+    return rows
+
+
+def find_metric(flat: dict[str, dict], *tokens: str, exclude: tuple[str, ...] = ()) -> dict | None:
+    """The metric whose dotted key holds all ``tokens`` (case-insensitive), not delta/baseline ones.
+
+    ``find_metric(m, "accuracy")`` skips ``balanced_accuracy``; ``find_metric(m, "recall", "MEL")``
+    finds ``per_class.MEL.recall`` or ``recall.MEL``. The shortest matching key wins.
+    """
+    want = [t.lower() for t in tokens]
+    best = None
+    for key, v in flat.items():
+        toks = [t.lower() for t in key.split(".")]
+        if any(t in _EXCLUDE or t in exclude for t in toks):
+            continue
+        if all(w in toks for w in want):
+            if best is None or len(key) < len(best[0]):
+                best = (key, v)
+    return best[1] if best else None
+
+
+def _fmt(v: dict | None, ci: bool = True) -> str:
+    if v is None or v.get("value") is None or not np.isfinite(v["value"]):
+        return "–"
+    s = f"{v['value']:.3f}"
+    c = v.get("ci")
+    if ci and c and c[0] is not None and c[1] is not None and np.isfinite(c[0]) and np.isfinite(c[1]):
+        s += f" ({c[0]:.3f}–{c[1]:.3f})"
+    return s
+
+
+def _clf_rows(rows, test_set="test"):
+    rs = [r for r in rows if r["kind"] == "classifier" and r["test_set"] == test_set]
+    return rs
+
+
+def _class_names(out: Path) -> list[str]:
+    for u in _plan(out):
+        if u["kind"] == "split":
+            d = _done(out, u)
+            if d:
+                return d["result"]["class_names"]
+    return []
+
+
+def table2(rows, class_names: list[str], test_set: str = "test") -> tuple[list[str], list[list[str]]]:
+    """Paper Table 2: per model (baseline, arm-amount) precision/recall per class and accuracy, with CIs."""
+    header = ["Model"] + [f"{c} P/R" for c in class_names] + ["Accuracy", "Balanced acc."]
+    body = []
+    for r in _clf_rows(rows, test_set):
+        if r["generator_seed"] not in (None, min((x["generator_seed"] for x in rows if x["generator_seed"] is not None),
+                                                 default=None)):
+            continue
+        m = r["metrics"]
+        name = "baseline (real only)" if r["arm"] == "baseline" else f"{r['arm']}-{r['amount_label']} (+{r['amount_count']})"
+        cells = [name]
+        for c in class_names:
+            p, rc = find_metric(m, "precision", c), find_metric(m, "recall", c)
+            cells.append(f"{_fmt(p)} / {_fmt(rc)}")
+        cells += [_fmt(find_metric(m, "accuracy", exclude=("balanced",))), _fmt(find_metric(m, "balanced_accuracy"))]
+        body.append(cells)
+    return header, body
+
+
+def table3(rows, focus: str, test_set: str = "test") -> tuple[list[str], list[list[str]]]:
+    """Paper Table 3: rows = amounts, column groups = arms: accuracy, precision and recall of ``focus``."""
+    rs = [r for r in _clf_rows(rows, test_set)]
+    arms = []
+    for r in rs:
+        if r["arm"] != "baseline" and r["arm"] not in arms:
+            arms.append(r["arm"])
+    header = ["Num. gen."] + [f"{a}: {k}" for a in arms for k in ("acc.", f"{focus} prec", f"{focus} recall")]
+    amounts = []
+    for r in rs:
+        if r["arm"] != "baseline" and r["amount_label"] not in [a[0] for a in amounts]:
+            amounts.append((r["amount_label"], r["amount_count"]))
+    body = []
+
+    def cells(r):
+        if r is None:
+            return ["–"] * 3
+        m = r["metrics"]
+        return [_fmt(find_metric(m, "accuracy", exclude=("balanced",))), _fmt(find_metric(m, "precision", focus)),
+                _fmt(find_metric(m, "recall", focus))]
+
+    gmin = min((r["generator_seed"] for r in rs if r["generator_seed"] is not None), default=None)
+    for lab, count in amounts:
+        row = [f"{count} ({lab})"]
+        for a in arms:
+            r = next((x for x in rs if x["arm"] == a and x["amount_label"] == lab and x["generator_seed"] == gmin), None)
+            row += cells(r)
+        body.append(row)
+    base = next((x for x in rs if x["arm"] == "baseline"), None)
+    body.append(["baseline (0)"] + cells(base) * len(arms))
+    return header, body
+
+
+def _text_table(header, body) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *body)] if body else [len(h) for h in header]
+    line = lambda cells: " | ".join(str(c).ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+    return "\n".join([line(header), "-+-".join("-" * w for w in widths), *(line(b) for b in body)])
+
+
+def _test_sets(rows) -> list[str]:
+    out = []
+    for r in rows:
+        if r["kind"] == "classifier" and r["test_set"] not in out:
+            out.append(r["test_set"])
+    return out
+
+
+def tables_text(rows, cfg, class_names: list[str] | None = None) -> str:
+    """Tables 2 and 3 for every test set, as plain text (values with 95% CIs in parentheses)."""
+    parts = []
+    names = class_names or _classes_for(rows, [])
+    for ts in _test_sets(rows):
+        parts.append(f"Table 2 ({ts}): precision / recall per class, accuracy (95% CI)\n"
+                     + _text_table(*table2(rows, names, ts)))
+        parts.append(f"Table 3 ({ts}): accuracy, {cfg.focus_class} precision and recall by amount (95% CI)\n"
+                     + _text_table(*table3(rows, cfg.focus_class, ts)))
+    return "\n\n".join(parts) + "\n"
+
+
+def _classes_for(rows, fallback: list[str]) -> list[str]:
+    """Class names in the order they appear in metric keys (``…<class>.recall`` or ``recall.<class>``)."""
+    seen: list[str] = []
+    for r in rows:
+        for k in r["metrics"]:
+            toks = k.split(".")
+            for i, t in enumerate(toks):
+                if t.lower() == "recall":
+                    cand = toks[i - 1] if i > 0 and toks[i - 1].isupper() else (toks[i + 1] if i + 1 < len(toks) else None)
+                    if cand and cand.isupper() and cand not in seen:
+                        seen.append(cand)
+        if seen:
+            break
+    return seen or fallback
+
+
+def verdict_lines(rows) -> list[str]:
+    """One line per arm × amount against the baseline, grouped by test set (the evaluator's verdicts)."""
+    lines = []
+    for ts in _test_sets(rows):
+        lines.append(f"[{ts}]" + (" (in-distribution test split)" if ts == "test" else " (external test set)"))
+        for r in _clf_rows(rows, ts):
+            if r["arm"] == "baseline":
+                continue
+            who = f"{r['arm']} +{r['amount_count']} ({r['amount_label']}, gen seed {r['generator_seed']})"
+            if r["verdicts"]:
+                lines.append(f"  {who}: {r['verdicts'][0]}")
+                lines += [f"      {v}" for v in r["verdicts"][1:]]
+            else:
+                lines.append(f"  {who}: {r['evaluator']} gave no verdict")
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML
+# ---------------------------------------------------------------------------------------------
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return _img(buf.getvalue())
+
+
+def _img(png: bytes, alt: str = "", width: int | None = None) -> str:
+    w = f' width="{width}"' if width else ""
+    return f'<img alt="{html.escape(alt)}"{w} src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def _grid_png(rows_of_images: list[np.ndarray], scale: int = 2) -> bytes:
+    """Rows of uint8 K×S×S×3 images → one PNG (rows padded to the longest, 2-px gaps)."""
+    import torch
+    from PIL import Image
+    from torchvision.utils import make_grid
+
+    s = max(r.shape[1] for r in rows_of_images if len(r))
+    k = max(len(r) for r in rows_of_images)
+    tiles = []
+    for r in rows_of_images:
+        r = np.asarray(r)
+        if len(r) and r.shape[1] != s:
+            from augengine.images import resize_uint8
+
+            r = resize_uint8(r, s)
+        pad = np.full((k - len(r), s, s, 3), 255, np.uint8)
+        tiles.append(np.concatenate([r.reshape(-1, s, s, 3), pad]) if len(r) else pad)
+    t = torch.from_numpy(np.concatenate(tiles)).permute(0, 3, 1, 2)
+    grid = make_grid(t, nrow=k, padding=2, pad_value=255).permute(1, 2, 0).numpy().astype(np.uint8)
+    im = Image.fromarray(grid)
+    if scale > 1:
+        im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _html_table(header, body) -> str:
+    h = "".join(f"<th>{html.escape(str(x))}</th>" for x in header)
+    b = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in body)
+    return f"<table><tr>{h}</tr>{b}</table>"
+
+
+def _plots(rows, focus: str) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = []
+    specs = [("balanced accuracy", ("balanced_accuracy",), ()), ("accuracy", ("accuracy",), ("balanced",)),
+             (f"{focus} recall", ("recall", focus), ()), (f"{focus} precision", ("precision", focus), ())]
+    for ts in _test_sets(rows):
+        rs = _clf_rows(rows, ts)
+        gmin = min((r["generator_seed"] for r in rs if r["generator_seed"] is not None), default=None)
+        fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+        base = next((r for r in rs if r["arm"] == "baseline"), None)
+        arms = []
+        for r in rs:
+            if r["arm"] != "baseline" and r["arm"] not in arms:
+                arms.append(r["arm"])
+        for ax, (title, toks, excl) in zip(axes, specs):
+            xs_all = [r["amount_count"] for r in rs if r["arm"] != "baseline"] or [0, 1]
+            if base is not None:
+                v = find_metric(base["metrics"], *toks, exclude=excl)
+                if v is not None:
+                    ax.axhline(v["value"], color="k", lw=1.2, label="baseline")
+                    if v.get("ci") and None not in v["ci"]:
+                        ax.axhspan(v["ci"][0], v["ci"][1], color="k", alpha=0.08)
+            for i, arm in enumerate(arms):
+                pts = sorted((r["amount_count"], find_metric(r["metrics"], *toks, exclude=excl))
+                             for r in rs if r["arm"] == arm and r["generator_seed"] == gmin)
+                pts = [(x, v) for x, v in pts if v is not None]
+                if not pts:
+                    continue
+                x = np.array([p[0] for p in pts], float)
+                y = np.array([p[1]["value"] for p in pts], float)
+                ax.plot(x, y, "o-", color=f"C{i}", label=arm)
+                cis = [p[1].get("ci") for p in pts]
+                if all(c and None not in c for c in cis):
+                    ax.fill_between(x, [c[0] for c in cis], [c[1] for c in cis], color=f"C{i}", alpha=0.2)
+            ax.set_title(f"{title} ({ts})")
+            ax.set_xlabel("synthetic images added")
+            ax.set_xlim(min(xs_all) * 0.9 - 1, max(xs_all) * 1.05 + 1)
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize=7)
+        out.append(_png(fig))
+    return out
+
+
+def _confusions(out: Path, plan: list[dict]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    parts = []
+    for u in plan:
+        if u["kind"] != "eval":
+            continue
+        d = _unit_dir(out, u) / "eval"
+        if not d.is_dir():
+            continue
+        title = f"{u['meta']['arm']} {_amount_label(u['meta']['amount'])} — {u['meta']['test_set']}"
+        pngs = sorted(p for p in d.glob("*.png") if "confusion" in p.name.lower())
+        if pngs:
+            parts += [f"<figure>{_img(p.read_bytes(), p.stem, 420)}<figcaption>{html.escape(title)}</figcaption></figure>"
+                      for p in pngs[:2]]
+            continue
+        mj = d / "metrics.json"
+        cm = None
+        if mj.exists():
+            cm = _find_matrix(json.loads(mj.read_text()).get("metrics", {}))
+        if cm is not None:
+            fig, ax = plt.subplots(figsize=(3.4, 3.0))
+            ax.imshow(cm, cmap="Blues")
+            for (i, j), v in np.ndenumerate(cm):
+                ax.text(j, i, f"{v:g}", ha="center", va="center", fontsize=7)
+            ax.set_xlabel("predicted")
+            ax.set_ylabel("true")
+            ax.set_title(title, fontsize=8)
+            parts.append(f"<figure>{_png(fig)}</figure>")
+    return parts
+
+
+def _find_matrix(m: Any):
+    if isinstance(m, dict):
+        for k, v in m.items():
+            if "confusion" in str(k).lower():
+                a = np.asarray(v.get("value", v) if isinstance(v, dict) else v, dtype=float)
+                if a.ndim == 2 and a.shape[0] == a.shape[1]:
+                    return a
+                if a.ndim == 3 and a.shape[1] == a.shape[2]:
+                    return a.sum(0)
+            r = _find_matrix(v)
+            if r is not None:
+                return r
+    return None
+
+
+def _samples(out: Path, plan: list[dict]) -> list[str]:
+    from augengine.synthetic import SyntheticSet
+
+    real: dict[str, np.ndarray] = {}
+    class_names: list[str] = []
+    for u in plan:
+        if u["kind"] == "split" and (_unit_dir(out, u) / "real_samples.npz").exists():
+            with np.load(_unit_dir(out, u) / "real_samples.npz") as z:
+                real = {k: z[k] for k in z.files}
+            class_names = (_done(out, u) or {}).get("result", {}).get("class_names", [])
+    parts = []
+    finals: dict[str, dict] = {}
+    for u in plan:  # the largest set of each arm (first generator seed)
+        if u["kind"] in ("synth", "filtered") and _done(out, u):
+            a = u["meta"]["arm"]
+            prev = finals.get(a)
+            if prev is None or u["kind"] == "filtered" or (prev["kind"] == u["kind"] and
+                                                           (_done(out, u)["result"]["n"] > _done(out, prev)["result"]["n"])):
+                finals[a] = u
+    for arm, u in finals.items():
+        s = SyntheticSet.open(_unit_dir(out, u) / "set.h5")
+        imgs = s.images()
+        rows_html = []
+        for c, name in enumerate(s.class_names):
+            idx = np.flatnonzero(s.labels == c)[:8]
+            if not len(idx):
+                continue
+            r = real.get(str(c), np.zeros((0, imgs.shape[1], imgs.shape[1], 3), np.uint8))
+            grid = _grid_png([imgs[idx], r[:8]] if len(r) else [imgs[idx]])
+            rows_html.append(f"<div class='cls'><b>{html.escape(name)}</b> — top: synthetic ({(s.labels == c).sum()} "
+                             f"in set), bottom: real training images<br>{_img(grid, name)}</div>")
+        parts.append(f"<h3>{html.escape(arm)} — {html.escape(Path(s.path).parent.name)} ({len(s)} images, "
+                     f"{u['kind']})</h3>" + "".join(rows_html))
+    _ = class_names
+    return parts
+
+
+def _selections(out: Path, plan: list[dict]) -> list[str]:
+    parts = []
+    for u in plan:
+        if u["kind"] not in ("select", "filtered"):
+            continue
+        d = _unit_dir(out, u)
+        done = _done(out, u)
+        if done is None or not (d / "preview.npz").exists():
+            continue
+        with np.load(d / "preview.npz") as z:
+            kept, rej = z["kept"], z["rejected"]
+            ks, rs = z["kept_scores"], z["rejected_scores"]
+        res = done["result"]
+        what = ("real training images of class " + str(u["spec"].get("target_class"))
+                if u["kind"] == "select" else "generated images")
+        rows = [r for r in (kept, rej) if len(r) and r.shape[1] > 1]
+        grid = _img(_grid_png(rows), "selection") if rows else ""
+        parts.append(
+            f"<h3>{html.escape(u['spec']['filter'])} on {html.escape(u['meta']['arm'])} ({u['kind']})</h3>"
+            f"<p>kept {res.get('n_selected', res.get('n'))} of {res.get('n_candidates')} {html.escape(what)}; "
+            f"config {html.escape(json.dumps(u['spec']['config']))}. Top row: best kept (scores "
+            f"{', '.join(f'{x:.3f}' for x in ks)}); bottom row: best rejected (scores "
+            f"{', '.join(f'{x:.3f}' for x in rs)}).</p>{grid}")
+    return parts
+
+
+def _failures(out: Path) -> list[str]:
+    parts = []
+    for d in sorted((out / "units").glob("*.failed")) if (out / "units").exists() else []:
+        info = json.loads((d / "failed.json").read_text()) if (d / "failed.json").exists() else {}
+        log = (d / "log.txt").read_text(errors="replace") if (d / "log.txt").exists() else ""
+        tail = "\n".join(log.replace("\r", "\n").splitlines()[-80:])
+        parts.append(f"<h3>{html.escape(d.name)}</h3><p class='err'>{html.escape(info.get('error', ''))}</p>"
+                     f"<pre>{html.escape(tail)}</pre>")
+    return parts
+
+
+def _git_commit() -> str | None:
+    import augengine
+
+    try:
+        r = subprocess.run(["git", "-C", str(Path(augengine.__file__).parent), "rev-parse", "HEAD"],
+                           capture_output=True, text=True, timeout=5)
+        return r.stdout.strip() or None if r.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+_CSS = """body{font-family:sans-serif;margin:24px;color:#222;background:#fff;max-width:1500px}
+h1{font-size:22px}h2{border-bottom:2px solid #36c;padding-bottom:3px;margin-top:32px}
+table{border-collapse:collapse;font-size:12px;margin:8px 0}td,th{border:1px solid #bbb;padding:3px 6px;text-align:left}
+th{background:#e8eef8}pre{background:#f4f4f4;padding:8px;font-size:11px;overflow:auto;max-height:400px}
+.verdict{font-family:monospace;font-size:13px;background:#f3f8ee;border-left:4px solid #4a4;padding:8px;white-space:pre-wrap}
+.err{color:#b00;font-weight:bold}.ok{color:#070}figure{display:inline-block;margin:4px}.cls{margin:6px 0}
+"""
+
+
+def write_report(out: str | Path) -> Path:
+    """Write ``OUT/report.html`` (self-contained) from what the directory holds; returns its path."""
+    from augengine.bench.config import BenchConfig
+    from augengine.runs import atomic_write_text
+
+    out = Path(out)
+    rec = json.loads((out / "bench.json").read_text()) if (out / "bench.json").exists() else {}
+    cfg = BenchConfig.model_validate(rec.get("config", {}))
+    plan = _plan(out)
+    rows = results_rows(out)
+    n_done = sum(1 for u in plan if _done(out, u) is not None)
+    failures = _failures(out)
+    times = []
+    for u in plan:
+        d = _done(out, u)
+        if d is not None:
+            times.append([u["kind"], u["label"], f"{d['seconds']:.1f}", u["key"][:12]])
+    status = (f"<p class='{'err' if failures else 'ok'}'>{n_done} of {len(plan)} units finished"
+              + (f", {len(failures)} failed" if failures else "") + "</p>")
+    s = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>augengine bench report</title>"
+         f"<style>{_CSS}</style></head><body>",
+         f"<h1>augengine bench — {html.escape(str(out.resolve()))}</h1>", status,
+         "<h2>Verdicts</h2>",
+         f"<div class='verdict'>{html.escape(chr(10).join(verdict_lines(rows)) or 'no evaluations finished yet')}</div>"]
+    try:
+        plots = _plots(rows, cfg.focus_class)
+    except Exception as e:  # noqa: BLE001
+        plots = [f"<p class='err'>plots failed: {html.escape(str(e))}</p>"]
+    s += ["<h2>Metrics vs. amount (95% CI bands)</h2>", *plots]
+    names = _class_names(out) or _classes_for(rows, [])
+    for ts in _test_sets(rows):
+        s += [f"<h2>Table 2 layout — {html.escape(ts)}</h2><p>precision / recall per class (95% CI)</p>",
+              _html_table(*table2(rows, names, ts)),
+              f"<h2>Table 3 layout — {html.escape(ts)}</h2>", _html_table(*table3(rows, cfg.focus_class, ts))]
+    q = [r for r in rows if r["kind"] == "synthetic-set"]
+    if q:
+        keys = sorted({k for r in q for k in r["metrics"]})[:12]
+        s += ["<h2>Synthetic set quality</h2>",
+              _html_table(["arm", "amount", *keys], [[r["arm"], r["amount_label"], *(_fmt(r["metrics"].get(k)) for k in keys)]
+                                                     for r in q])]
+    s += ["<h2>Confusion matrices</h2>", *(_confusions(out, plan) or ["<p>none available</p>"])]
+    try:
+        samples = _samples(out, plan)
+    except Exception as e:  # noqa: BLE001
+        samples = [f"<p class='err'>sample grids failed: {html.escape(str(e))}</p>"]
+    s += ["<h2>Synthetic samples beside real images</h2>", *(samples or ["<p>no synthetic sets yet</p>"])]
+    s += ["<h2>Filter selections (path-rank)</h2>", *(_selections(out, plan) or ["<p>no filter in this bench</p>"])]
+    s += ["<h2>Failures</h2>", *(failures or ["<p class='ok'>none</p>"])]
+    split_info = next((_done(out, u)["result"] for u in plan if u["kind"] == "split" and _done(out, u)), {})
+    prov = {"config": rec.get("config"), "versions": rec.get("versions"), "git_commit": _git_commit(),
+            "data": {k: split_info.get(k) for k in ("fingerprint", "info", "counts", "external")},
+            "report_written_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    s += ["<h2>Provenance</h2>", f"<pre>{html.escape(json.dumps(prov, indent=2, default=str))}</pre>",
+          "<h3>Time per unit</h3>", _html_table(["kind", "unit", "seconds", "key"], times),
+          "</body></html>"]
+    return atomic_write_text(out / "report.html", "\n".join(s))

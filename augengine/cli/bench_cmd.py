@@ -1,0 +1,101 @@
+"""``augengine bench`` and ``augengine report``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from augengine.cli.common import verbose_option, with_example
+
+
+@click.command("bench")
+@click.argument("config_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--preset", type=click.Choice(["quick", "paper-exp1", "paper-exp2"]),
+              help="A built-in config (default: quick when no CONFIG file is given).")
+@click.option("-o", "--option", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Set a bench config field (dotted keys, TOML values), e.g. -o amounts=[500,1000]. Repeatable.")
+@click.option("--data", help="Dataset path or 'demo' (overrides the config's data).")
+@click.option("--test-data", multiple=True, help="External test set(s), reported apart. Repeatable.")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
+              help="Output directory (default: ./bench-results/<timestamp>/).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted bench in --out (running it again does the same).")
+@click.option("--force", is_flag=True, help="Run in an --out that holds another config (matching units are reused).")
+@click.option("--jobs", type=int, default=1, show_default=True, help="Parallel worker processes for independent units.")
+@click.option("--shard", help="i/n: run shard i (0-based) of n of the ready units (default: from SLURM_ARRAY_TASK_ID/COUNT).")
+@click.option("--dry-run", is_flag=True, help="Print the plan (units, cached or not, time estimate) and exit.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
+              help="Device handed to plugins with a device field.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@verbose_option
+@with_example("augengine bench                          # quick preset on the demo set\n"
+              "augengine bench --preset paper-exp2 --data ../shared/data/ham10000 --dry-run\n"
+              "augengine bench my.toml -o amounts=[500] --out runs/b1 --jobs 2\n"
+              "augengine bench my.toml --out /shared/b1 --shard 0/8   # or in a Slurm array")
+def bench(config_file, preset, overrides, data, test_data, out, resume, force, jobs, shard, dry_run, device,
+          no_progress):
+    """The whole flow over a grid of arms × amounts × seeds, as cached, resumable units; ends with report.html."""
+    from augengine.bench.config import load_bench_config
+    from augengine.bench.runner import Bench, parse_shard
+    from augengine.errors import ConfigError
+
+    ov = list(overrides)
+    if device is not None:
+        ov.append(f'device="{device}"')
+    cfg = load_bench_config(config_file, preset=preset, overrides=ov, data=data, test_data=test_data)
+    if out is None:
+        if resume:
+            raise ConfigError("--resume: give the --out directory of the bench to continue")
+        out = Path("bench-results") / time.strftime("%Y%m%d-%H%M%S")
+    b = Bench(cfg, out, jobs=jobs, shard=parse_shard(shard), force=force, progress=not no_progress)
+    if dry_run:
+        click.echo(b.dry_run())
+        return
+    click.echo(f"bench → {out}", err=True)
+    summary = b.run()
+    click.echo(f"bench: {summary.done}/{summary.total} units finished ({summary.ran} run now) in "
+               f"{summary.seconds:.1f} s; results: {out / 'results.jsonl'}", err=True)
+    if summary.failed:
+        click.echo(f"bench: {len(summary.failed)} unit(s) failed: {', '.join(summary.failed)}; "
+                   f"{len(summary.blocked)} unit(s) could not run; see {out / 'report.html'}", err=True)
+    elif summary.other_shards:
+        click.echo(f"bench: {summary.other_shards} unit(s) left for other shards or a later run", err=True)
+    verdicts = out / "verdicts.txt"
+    if verdicts.exists():
+        click.echo(verdicts.read_text().rstrip())
+    click.echo(f"report: {out / 'report.html'}")
+    if summary.exit_code:
+        sys.exit(summary.exit_code)
+
+
+@click.command("report")
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@verbose_option
+@with_example("augengine report bench-results/20250101-120000")
+def report(directory):
+    """Write DIR/report.html (one self-contained file) from a bench directory (merges what all shards wrote)."""
+    from augengine.bench.config import BenchConfig
+    from augengine.bench.report import results_rows, tables_text, verdict_lines, write_report
+    from augengine.errors import DataError
+    from augengine.runs import atomic_write_text
+
+    if not (directory / "bench.json").exists():
+        raise DataError(f"{directory}: not a bench directory (no bench.json); make one with 'augengine bench'")
+    import json
+
+    rows = results_rows(directory)
+    cfg = BenchConfig.model_validate(json.loads((directory / "bench.json").read_text())["config"])
+    atomic_write_text(directory / "results.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    from augengine.bench.report import _class_names
+
+    atomic_write_text(directory / "tables.txt", tables_text(rows, cfg, _class_names(directory)))
+    atomic_write_text(directory / "verdicts.txt", "\n".join(verdict_lines(rows)) + "\n")
+    path = write_report(directory)
+    click.echo(str(path))
+
+
+def register(main: click.Group) -> None:
+    main.add_command(bench)
+    main.add_command(report)

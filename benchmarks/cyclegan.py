@@ -1,0 +1,272 @@
+"""Benchmark of the ``cyclegan`` plugin: ms per training iteration (batch 1), peak memory,
+translation images/s, at 64/128/256 px, for fp32, bf16 autocast, channels_last and
+torch.compile — optionally beside the reference implementation's own training step.
+
+Every (size, variant) runs in a fresh subprocess so that peak memory (max RSS on CPU,
+``torch.cuda.max_memory_allocated`` on CUDA) and compilation do not leak between rows.
+Architecture for the comparison: ResNet generator with ``--blocks`` (9) residual blocks at
+every size, 70×70 PatchGAN, batch size 1 — as the reference's defaults.
+
+Examples::
+
+    python benchmarks/cyclegan.py --quick
+    python benchmarks/cyclegan.py --reference /tmp/cyclegan_ref --out cyclegan-bench.json
+    python benchmarks/cyclegan.py --sizes 128 --loss-check 500 --reference /tmp/cyclegan_ref
+
+``--reference PATH`` is a checkout of junyanz/pytorch-CycleGAN-and-pix2pix (or a fork with
+its history, e.g. premsuggu/pytorch-CycleGAN-and-pix2pix at 2a7afba) *outside* this project;
+its ``models`` package is imported and its ``CycleGANModel.optimize_parameters`` timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from argparse import Namespace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OURS = {  # variant -> (precision, channels_last, compile)
+    "fp32": ("fp32", False, False),
+    "bf16": ("bf16", False, False),
+    "fp32+cl": ("fp32", True, False),
+    "bf16+cl": ("bf16", True, False),
+    "bf16+cl+compile": ("bf16", True, True),
+}
+REF = {"ref-fp32": None, "ref-bf16": "bf16"}
+
+
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+# -- one measurement (runs in a child process) ---------------------------------------------------
+def _data(size: int, n: int, seed: int = 0):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.rand(1, 3, size, size, generator=g) * 2 - 1, torch.rand(1, 3, size, size, generator=g) * 2 - 1)
+            for _ in range(n)]
+
+
+def run_ours(variant: str, size: int, iters: int, warmup: int, blocks: int, device: str, log_losses: int) -> dict:
+    import numpy as np
+    import torch
+
+    from augengine_cyclegan import CycleGanGenerator
+    from augengine_cyclegan.pool import ImageHistory
+
+    precision, cl, comp = OURS[variant]
+    g = CycleGanGenerator(image_size=size, n_blocks=blocks, precision=precision, channels_last=cl, compile=comp,
+                          device=device)
+    g._build(0)
+    g._make_optim()
+    g.pool_x, g.pool_y = ImageHistory(50, 1), ImageHistory(50, 2)
+    n = max(warmup + iters, log_losses)
+    data = _data(size, min(n, 64))
+
+    def step(i):
+        x, y = data[i % len(data)]
+        return g._train_step(g._to_model(((x + 1) * 127.5).round().byte().permute(0, 2, 3, 1)),
+                             g._to_model(((y + 1) * 127.5).round().byte().permute(0, 2, 3, 1)))
+
+    return _time_loop(step, iters, warmup, log_losses, device,
+                      translate=lambda imgs: g.translate(imgs, np.zeros(len(imgs), np.int64)))
+
+
+def run_reference(variant: str, size: int, iters: int, warmup: int, blocks: int, device: str, ref: str,
+                  log_losses: int) -> dict:
+    import contextlib
+
+    import torch
+
+    sys.path.insert(0, ref)
+    from models.cycle_gan_model import CycleGANModel  # the reference's own code, from its checkout
+
+    opt = Namespace(isTrain=True, checkpoints_dir="/tmp/cyclegan-ref-bench", name="bench", device=torch.device(device),
+                    preprocess="resize_and_crop", input_nc=3, output_nc=3, ngf=64, ndf=64,
+                    netG=f"resnet_{blocks}blocks", netD="basic", n_layers_D=3, norm="instance", no_dropout=True,
+                    init_type="normal", init_gain=0.02, lambda_identity=0.5, lambda_A=10.0, lambda_B=10.0,
+                    pool_size=50, gan_mode="lsgan", lr=2e-4, beta1=0.5, direction="AtoB", gpu_ids=[],
+                    continue_train=False, epoch_count=1, n_epochs=100, n_epochs_decay=100, lr_policy="linear",
+                    verbose=False, epoch="latest", load_iter=0, lr_decay_iters=50)
+    torch.manual_seed(0)
+    with contextlib.redirect_stdout(sys.stderr):
+        model = CycleGANModel(opt)
+    ctx = (lambda: torch.autocast(torch.device(device).type, dtype=torch.bfloat16)) if REF[variant] else contextlib.nullcontext
+    data = _data(size, min(max(warmup + iters, log_losses), 64))
+
+    def step(i):
+        x, y = data[i % len(data)]
+        model.set_input({"A": x, "B": y, "A_paths": ["a"], "B_paths": ["b"]})
+        with ctx():
+            model.optimize_parameters()
+        return [float(model.loss_G_B), float(model.loss_G_A), float(model.loss_cycle_A), float(model.loss_cycle_B),
+                float(model.loss_idt_B), float(model.loss_idt_A), float(model.loss_D_A), float(model.loss_D_B)]
+
+    @torch.no_grad()
+    def translate(imgs):
+        t = torch.as_tensor(imgs).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(device)
+        with ctx():
+            return model.netG_A(t)
+
+    return _time_loop(step, iters, warmup, log_losses, device, translate=translate)
+
+
+def _time_loop(step, iters, warmup, log_losses, device, translate) -> dict:
+    import numpy as np
+    import torch
+
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    losses = []
+    t_first = time.perf_counter()
+    for i in range(warmup):
+        losses.append(step(i))
+    sync()
+    first = (time.perf_counter() - t_first) * 1000 / max(warmup, 1)
+    times = []
+    for i in range(warmup, warmup + iters):
+        t0 = time.perf_counter()
+        losses.append(step(i))
+        sync()
+        times.append((time.perf_counter() - t0) * 1000)
+    for i in range(warmup + iters, log_losses):
+        losses.append(step(i))
+    imgs = np.random.default_rng(0).integers(0, 256, (8, *_size_of(step), 3), dtype=np.uint8)
+    translate(imgs)  # warm-up
+    sync()
+    t0 = time.perf_counter()
+    reps = 2
+    for _ in range(reps):
+        translate(imgs)
+    sync()
+    tps = reps * len(imgs) / (time.perf_counter() - t0)
+    peak = (torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda")
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return {"ms_per_iter": float(np.median(times)), "ms_min": float(np.min(times)), "ms_warmup": first,
+            "peak_mib": peak, "translate_img_s": tps, "losses": losses[:log_losses] if log_losses else []}
+
+
+def _size_of(step) -> tuple[int, int]:
+    return (_CURRENT_SIZE, _CURRENT_SIZE)
+
+
+_CURRENT_SIZE = 64
+
+
+def child(args) -> None:
+    global _CURRENT_SIZE
+    _CURRENT_SIZE = args.size
+    if args.variant in REF:
+        res = run_reference(args.variant, args.size, args.iters, args.warmup, args.blocks, args.device,
+                            args.reference, args.loss_check)
+    else:
+        res = run_ours(args.variant, args.size, args.iters, args.warmup, args.blocks, args.device, args.loss_check)
+    print("RESULT " + json.dumps(res))
+
+
+# -- driver --------------------------------------------------------------------------------------
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="64,128,256")
+    ap.add_argument("--variants", default=",".join(OURS))
+    ap.add_argument("--iters", type=int, default=10, help="timed iterations per row (median reported)")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--blocks", type=int, default=9, help="residual blocks at every size (9 = reference default)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--reference", default=None, help="checkout of the reference implementation (outside the project)")
+    ap.add_argument("--loss-check", type=int, default=0,
+                    help="also record the first N iterations' losses (fp32 vs bf16+cl) on identical data")
+    ap.add_argument("--quick", action="store_true", help="64 px, fp32 and bf16+cl, 2 iterations (smoke check)")
+    ap.add_argument("--out", default=None, help="write the results as JSON here")
+    ap.add_argument("--row-timeout", type=float, default=3600, help="seconds before a row's process is killed")
+    ap.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--variant", help=argparse.SUPPRESS)
+    ap.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args._child:
+        child(args)
+        return 0
+    if args.quick:
+        args.sizes, args.iters, args.warmup = "64", 1, 1
+        args.variants = "fp32,bf16+cl"
+    sizes = [int(s) for s in args.sizes.split(",")]
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = [v for v in variants if v not in OURS]
+    if unknown:
+        ap.error(f"unknown variants {unknown}; known: {', '.join(OURS)}")
+    if args.reference:
+        if not (Path(args.reference) / "models" / "cycle_gan_model.py").is_file():
+            ap.error(f"--reference {args.reference}: no models/cycle_gan_model.py there")
+        variants = list(REF) + variants
+    print(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs); device {args.device}; torch threads default")
+    rows = []
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins"),
+                                                      os.environ.get("PYTHONPATH", "")])}
+    for size in sizes:
+        for v in variants:
+            iters = args.iters
+            cmd = [sys.executable, __file__, "--_child", "--variant", v, "--size", str(size), "--iters", str(iters),
+                   "--warmup", str(args.warmup + (2 if "compile" in v else 0)), "--blocks", str(args.blocks),
+                   "--device", args.device, "--loss-check", str(args.loss_check if v in ("fp32", "bf16+cl", "ref-fp32") else 0)]
+            if v in REF:
+                cmd += ["--reference", args.reference]
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.row_timeout)
+            except subprocess.TimeoutExpired:
+                print(f"  {size:>4} px  {v:<16} TIMEOUT after {args.row_timeout:.0f} s")
+                rows.append({"size": size, "variant": v, "error": "timeout"})
+                continue
+            line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+            if proc.returncode or line is None:
+                err = (proc.stderr.strip().splitlines() or ["?"])[-1]
+                print(f"  {size:>4} px  {v:<16} FAILED: {err}")
+                rows.append({"size": size, "variant": v, "error": err})
+                continue
+            res = json.loads(line[len("RESULT "):])
+            rows.append({"size": size, "variant": v, **res})
+            print(f"  {size:>4} px  {v:<16} {res['ms_per_iter']:9.1f} ms/it  peak {res['peak_mib']:7.0f} MiB  "
+                  f"translate {res['translate_img_s']:7.1f} img/s", flush=True)
+    # table with speed-ups against the reference's best (or our fp32)
+    print()
+    print(f"| size | variant | ms/iter | speed-up vs {'ref best' if args.reference else 'fp32'} | peak MiB | translate img/s |")
+    print("|---:|---|---:|---:|---:|---:|")
+    for size in sizes:
+        ok = [r for r in rows if r["size"] == size and "error" not in r]
+        base_rows = [r for r in ok if r["variant"] in REF] or [r for r in ok if r["variant"] == "fp32"]
+        base = min((r["ms_per_iter"] for r in base_rows), default=None)
+        for r in ok:
+            sp = f"{base / r['ms_per_iter']:.2f}×" if base else "—"
+            print(f"| {size} | {r['variant']} | {r['ms_per_iter']:.1f} | {sp} | {r['peak_mib']:.0f} | "
+                  f"{r['translate_img_s']:.1f} |")
+    if args.loss_check:
+        print(f"\nloss check over {args.loss_check} iterations (sum of generator losses, mean per 50 iterations):")
+        for size in sizes:
+            for r in rows:
+                if r["size"] == size and r.get("losses"):
+                    tot = [sum(l[:6]) for l in r["losses"]]
+                    means = [sum(tot[i:i + 50]) / len(tot[i:i + 50]) for i in range(0, len(tot), 50)]
+                    print(f"  {size} px {r['variant']:<10} " + " ".join(f"{m:.3f}" for m in means))
+    result = {"cpu": cpu_model(), "device": args.device, "blocks": args.blocks, "rows": rows,
+              "argv": sys.argv[1:], "platform": platform.platform()}
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

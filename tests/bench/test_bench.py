@@ -1,0 +1,311 @@
+"""Tests of ``augengine bench``: config errors, caching, amount changes, failures, SIGKILL + resume,
+shards, parallel jobs, the CLI, the presets' plans and the HTML report (rendered in Chromium)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import augengine as ae
+from augengine.bench import Bench, load_bench_config
+from augengine.bench.config import expand_arms, validate_bench_config
+from augengine.errors import ConfigError, PluginNotFoundError
+
+HERE = Path(__file__).parent
+REPO = HERE.parent.parent
+
+import benchkit  # noqa: E402  (tests/bench on sys.path via conftest)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _plugins():
+    if not ae.get_plugin_manager().is_registered(benchkit):
+        ae.register_plugin(benchkit)
+    yield
+
+
+def bench(out, **over) -> Bench:
+    return Bench(benchkit.tiny_config(**over), out, loader=benchkit.tiny_loader, progress=False,
+                 force=over.pop("_force", False) if "_force" in over else False)
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")])
+    return env
+
+
+# ---------------------------------------------------------------------------------------------
+def test_config_errors():
+    with pytest.raises(ConfigError, match="amounts"):
+        benchkit.tiny_config(amounts=[0])
+    with pytest.raises(ConfigError, match="amounts"):
+        load_bench_config(overrides=["amounts=[-5]"])
+    with pytest.raises(ConfigError, match="classifier_seeds"):
+        load_bench_config(overrides=["classifier_seeds=[]"])
+    with pytest.raises(ConfigError, match="amonts"):
+        load_bench_config(overrides=["amonts=[5]"])
+    with pytest.raises(ConfigError, match="alpha"):
+        validate_bench_config({"arms": [{"name": "a", "generator": "g",
+                                         "filter": {"name": "path-rank", "config": {"alpha": 1.5}}}]})
+    with pytest.raises(ConfigError, match="unknown config key 'arms.0.genertor'"):
+        validate_bench_config({"arms": [{"name": "a", "genertor": "x"}]}, "bench config t.toml")
+    with pytest.raises(ConfigError, match="--preset 'nope'"):
+        load_bench_config(preset="nope")
+    # plugins are checked when the plan is built: unknown name, unknown config key
+    with pytest.raises(PluginNotFoundError, match="no-such-gan"):
+        Bench(benchkit.tiny_config(arms=[{"name": "x", "generator": "no-such-gan"}]), "/tmp/unused",
+              loader=benchkit.tiny_loader).plan()
+    with pytest.raises(ConfigError, match=r"generator 'example-noise': unknown config key 'shrinkk'"):
+        Bench(benchkit.tiny_config(arms=[{"name": "x", "generator": "example-noise", "config": {"shrinkk": 1}}]),
+              "/tmp/unused", loader=benchkit.tiny_loader).plan()
+    # sweeps expand into a grid of arms
+    cfg = benchkit.tiny_config(arms=[{"name": "n", "generator": "example-noise",
+                                      "sweep": {"config.shrink": [0.5, 1.0], "class_distribution": ["train", "uniform"]}}])
+    assert [a.name for a in expand_arms(cfg)] == ["n[shrink=0.5,class_distribution=train]",
+                                                 "n[shrink=0.5,class_distribution=uniform]",
+                                                 "n[shrink=1,class_distribution=train]",
+                                                 "n[shrink=1,class_distribution=uniform]"]
+
+
+def test_run_cached_and_one_amount_change(tmp_path):
+    out = tmp_path / "b"
+    b = bench(out)
+    s = b.run()
+    n_units = len(b.plan().units)
+    assert s.exit_code == 0 and s.done == s.total == n_units == s.ran
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert {(r["arm"], r["amount"]) for r in rows} == {("baseline", None), ("noise", 6), ("noise", 12),
+                                                       ("noise-dark", 6), ("noise-dark", 12)}
+    r = next(r for r in rows if r["arm"] == "noise" and r["amount"] == 12)
+    acc = r["metrics"]["accuracy"]
+    assert 0 <= acc["value"] <= 1 and acc["ci"][0] <= acc["value"] <= acc["ci"][1]
+    assert r["classifier_seeds"] == [0, 1] and r["amount_count"] == 12 and r["verdicts"]
+    assert "Table 2" in (out / "tables.txt").read_text() and (out / "report.html").exists()
+    # filtered arm: oversampled 2x, filter kept the darkest half
+    filt = next(out.glob("units/filtered-*-noise-dark-12-*"))
+    assert json.loads((filt / "done.json").read_text())["result"]["n_candidates"] == 24
+    # second identical run: no work
+    t0 = time.time()
+    s2 = bench(out).run()
+    assert s2.ran == 0 and s2.done == n_units and time.time() - t0 < 10
+    # another config in the same directory is refused, unless --force
+    with pytest.raises(ConfigError, match="another config.*amounts"):
+        Bench(benchkit.tiny_config(amounts=[6, 18]), out, loader=benchkit.tiny_loader, progress=False).run()
+    b3 = Bench(benchkit.tiny_config(amounts=[6, 18]), out, loader=benchkit.tiny_loader, progress=False, force=True)
+    old = {u.key for u in b.plan().units}
+    new = [u for u in b3.plan().units if u.key not in old]
+    # only the amount-18 units are new: per arm a set (+ filtered set), 2 classifier fits, 1 evaluation
+    assert sorted(u.kind for u in new) == sorted(["synth", "clffit", "clffit", "eval"] * 2 + ["filtered"])
+    s3 = b3.run()
+    assert s3.ran == len(new) and s3.exit_code == 0
+    dry = b3.dry_run()
+    assert "cached" in dry and "todo" not in dry.split("units:")[1]
+
+
+def test_failing_plugins_are_isolated(tmp_path):
+    out = tmp_path / "b"
+    arms = [{"name": "noise", "generator": "example-noise"}, {"name": "boom", "generator": "boom"},
+            {"name": "bad", "generator": "bad-shape"}]
+    s = bench(out, arms=arms, amounts=[6]).run()
+    assert s.exit_code == 1
+    assert any("gen-boom" in f for f in s.failed) and any("set-bad" in f for f in s.failed)
+    assert any("clf-boom" in b for b in s.blocked)
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert {r["arm"] for r in rows} == {"baseline", "noise"}  # independent units went on
+    log = next(out.glob("units/genfit-gen-boom-*.failed")) / "log.txt"
+    assert "RuntimeError: boom: the plugin exploded at iteration 3" in log.read_text()
+    bad = json.loads((next(out.glob("units/synth-set-bad-*.failed")) / "failed.json").read_text())["error"]
+    assert "bad-shape" in bad and "(6, 19, 19, 3)" in bad.replace("×", ", ") or "19" in bad, bad
+    html = (out / "report.html").read_text()
+    assert "boom: the plugin exploded" in html and "2 failed" in html
+
+
+KILL_SCRIPT = """
+import sys, benchkit, augengine as ae
+from augengine.bench import Bench
+ae.register_plugin(benchkit)
+cfg = benchkit.tiny_config(classifier={{"name": "mean-colour", "config": {{"sleep": {sleep}}}}})
+s = Bench(cfg, sys.argv[1], loader=benchkit.tiny_loader, progress=False, jobs={jobs}).run()
+sys.exit(s.exit_code)
+"""
+
+
+def _checkpoints(out: Path) -> dict[str, str]:
+    import hashlib
+
+    res = {}
+    for p in sorted(out.glob("units/*/run/checkpoint.pt")):
+        st = ae.load_checkpoint(p)
+        res[p.parent.parent.name] = hashlib.sha256(b"".join(v.numpy().tobytes() for k, v in sorted(st.items()))).hexdigest()
+    for p in sorted(out.glob("units/*/set.h5")):
+        s = ae.SyntheticSet.open(p)
+        res[p.parent.name] = hashlib.sha256(s.images().tobytes() + s.labels.tobytes()).hexdigest()
+    return res
+
+
+def test_sigkill_then_resume_gives_identical_results(tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(KILL_SCRIPT.format(sleep=0.15, jobs=1))
+    ref = tmp_path / "ref"
+    subprocess.run([sys.executable, str(script), str(ref)], check=True, env=_env(), timeout=120)
+    out = tmp_path / "killed"
+    rng = random.Random(7)
+    kills = 0
+    for _ in range(4):
+        p = subprocess.Popen([sys.executable, str(script), str(out)], env=_env(), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(2.5, 6.0))  # interpreter start + imports take ~2 s
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            kills += 1
+        p.wait()
+    assert kills >= 2
+    subprocess.run([sys.executable, str(script), str(out)], check=True, env=_env(), timeout=120)
+    assert (out / "results.jsonl").read_text() == (ref / "results.jsonl").read_text()
+    assert _checkpoints(out) == _checkpoints(ref)
+    assert not list(out.glob("units/*.partial"))
+
+
+def test_shards_and_parallel_jobs_via_cli(tmp_path):
+    """Two shards fill one directory; a --jobs 2 run of the CLI finds it complete and writes the report."""
+    out = tmp_path / "b"
+    cfg = benchkit.tiny_config(amounts=[6])
+    seen = set()
+    for wave in range(4):
+        for i in range(2):
+            b = Bench(cfg, out, loader=benchkit.tiny_loader, progress=False, shard=(i, 2))
+            mine = {u.key for u in b.plan().units if b.in_shard(u) and u.kind != "split"}
+            seen |= mine
+            b.run()
+    assert len(seen) == len(b.plan().units) - 1
+    assert all(b.state(u) == "done" for u in b.plan().units)
+    env = _env()
+    env["SLURM_ARRAY_TASK_ID"], env["SLURM_ARRAY_TASK_COUNT"] = "1", "2"
+    from augengine.bench.runner import parse_shard
+
+    assert parse_shard("1/3") == (1, 3)
+    with pytest.raises(ConfigError):
+        parse_shard("3/3")
+    os.environ["SLURM_ARRAY_TASK_ID"], os.environ["SLURM_ARRAY_TASK_COUNT"] = "1", "2"
+    try:
+        assert parse_shard(None) == (1, 2)
+    finally:
+        del os.environ["SLURM_ARRAY_TASK_ID"], os.environ["SLURM_ARRAY_TASK_COUNT"]
+
+
+def test_parallel_jobs_in_worker_processes(tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(KILL_SCRIPT.format(sleep=0.0, jobs=2))
+    out = tmp_path / "b"
+    cfg_small = tmp_path / "x"
+    r = subprocess.run([sys.executable, str(script), str(out)], env=_env(), timeout=120, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    ref = tmp_path / "ref"
+    Bench(benchkit.tiny_config(classifier={"name": "mean-colour", "config": {"sleep": 0.0}}), ref,
+          loader=benchkit.tiny_loader, progress=False).run()
+    assert (out / "results.jsonl").read_text() == (ref / "results.jsonl").read_text()
+    del cfg_small
+
+
+def _have_demo_plugins() -> bool:
+    need = {"acgan", "cyclegan", "acgan+cyclegan"}
+    return need <= set(ae.list_generators()) and "path-rank" in ae.list_filters() and \
+        "resnet" in ae.list_classifiers() and "benefit" in ae.list_evaluators()
+
+
+@pytest.mark.skipif(not _have_demo_plugins(), reason="built-in plugins not installed")
+def test_preset_plans_on_demo_data(tmp_path):
+    try:
+        ae.load_dataset("demo")
+    except ae.DataError as e:
+        pytest.skip(f"data layer not ready: {e}")
+    from augengine.bench.graph import KIND_ORDER  # noqa: F401
+
+    for preset, n_arms, n_amounts in (("quick", 2, 2), ("paper-exp1", 2, 5), ("paper-exp2", 4, 8)):
+        b = Bench(load_bench_config(preset=preset, overrides=["set_quality=\"off\""]), tmp_path / preset,
+                  progress=False)
+        units = b.plan().units
+        kinds = [u.kind for u in units]
+        seeds = len(b.cfg.classifier_seeds)
+        assert kinds.count("clffit") == seeds * (1 + n_arms * n_amounts), preset
+        assert kinds.count("eval") == 1 + n_arms * n_amounts
+        assert kinds.count("synth") == n_arms * n_amounts
+        text = b.dry_run()
+        assert f"{len(units)} units" in text and "estimated time" in text
+    exp2 = [u for u in units if u.kind == "select"]
+    assert sorted(u.spec["config"]["alpha"] for u in exp2) == [0.125, 0.25, 0.5, 1.0]
+
+
+def test_cli_bench_and_report(tmp_path):
+    """The CLI end to end on a TOML config (tiny plugins via plugin_modules, the demo data when available)."""
+    try:
+        ae.load_dataset("demo")
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"data layer not ready: {e}")
+    toml = tmp_path / "b.toml"
+    toml.write_text("""
+data = "demo"
+image_size = 8
+amounts = [20]
+classifier_seeds = [0]
+set_quality = "off"
+plugin_modules = ["benchkit"]
+[classifier]
+name = "mean-colour"
+[[evaluators]]
+name = "tiny-benefit"
+[[arms]]
+name = "noise"
+generator = "example-noise"
+""")
+    out = tmp_path / "b"
+    cmd = [sys.executable, "-m", "augengine", "bench", str(toml), "--out", str(out), "--no-progress"]
+    r = subprocess.run(cmd + ["--dry-run"], env=_env(), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "todo" in r.stdout and "estimated time" in r.stdout
+    r = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "vs baseline" in r.stdout and "report.html" in r.stdout
+    r = subprocess.run(cmd + ["-o", "amounts=[30]"], env=_env(), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "another config" in r.stderr and "Traceback" not in r.stderr
+    (out / "report.html").unlink()
+    r = subprocess.run([sys.executable, "-m", "augengine", "report", str(out)], env=_env(), capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and (out / "report.html").exists()
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_report_renders_in_headless_chromium(tmp_path):
+    out = tmp_path / "b"
+    bench(out, amounts=[6, 12]).run()
+    html = (out / "report.html").read_text()
+    assert "<script" not in html and "http://" not in html and "https://" not in html and "<link" not in html
+    assert html.count("data:image/png;base64,") >= 3
+    assert html.index("Verdicts") < html.index("Table 2")
+    shot = tmp_path / "shot.png"
+    r = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                        f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,2000",
+                        f"--screenshot={shot}", (out / "report.html").as_uri()],
+                       capture_output=True, text=True, timeout=60)
+    assert shot.exists(), r.stderr[-2000:]
+    from PIL import Image
+
+    img = np.asarray(Image.open(shot).convert("RGB")).astype(np.float32)
+    assert img.shape[0] >= 1000 and img.std() > 10, "screenshot is blank"
+    colours = len(np.unique(img.reshape(-1, 3)[::7].astype(np.uint8), axis=0))
+    assert colours > 50, colours
