@@ -75,6 +75,7 @@ def run_ours(variant: str, size: int, iters: int, warmup: int, blocks: int, devi
     g._build(0)
     g._make_optim()
     g.pool_x, g.pool_y = ImageHistory(50, 1), ImageHistory(50, 2)
+    g.class_names, g.out_label = ["X", "Y"], 1
     n = max(warmup + iters, log_losses)
     data = _data(size, min(n, 64))
 

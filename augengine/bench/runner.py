@@ -433,6 +433,22 @@ class RunSummary:
         return 1 if self.failed or self.blocked else 0
 
 
+def installed_versions() -> dict[str, str]:
+    """Versions of Python, the platform, augengine, its dependencies and plugin packages (no imports)."""
+    import platform
+    from importlib import metadata
+
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    names = ["augengine", "torch", "torchvision", "timm", "kornia", "numpy", "h5py", "pydantic", "scikit-learn"]
+    names += sorted({ep.dist.metadata["Name"] for ep in metadata.entry_points(group="augengine") if ep.dist})
+    for n in names:
+        try:
+            out[n] = metadata.version(n)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
 def parse_shard(text: str | None) -> tuple[int, int] | None:
     """``"i/n"`` (0-based i), else SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, else None."""
     if text is None:
@@ -565,11 +581,9 @@ class Bench:
                 raise ConfigError(f"--out {self.out}: holds a bench with another config (differs in: "
                                   f"{', '.join(diff)}); use --force to run this config there (matching finished "
                                   f"units are reused) or choose another --out")
-        from augengine.runs import software_versions
-
         if not rec.exists() or self.force:
             self.out.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(rec, {"config": mine, "versions": software_versions(),
+            atomic_write_json(rec, {"config": mine, "versions": installed_versions(),
                                     "written_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
 
     # -- running ------------------------------------------------------------------------------
@@ -637,11 +651,12 @@ class Bench:
         # units that another process was running: not ours to wait for
         other = sum(1 for u in plan.units if state[u.key] != "done" and u.key not in blocked
                     and u.label not in failed)
-        self.write_results()
+        rows_changed = self.write_results()
         try:
             from augengine.bench.report import write_report
 
-            write_report(self.out)
+            if ran or rows_changed or failed or not (self.out / "report.html").exists():
+                write_report(self.out)
         except Exception as e:  # noqa: BLE001 - a report problem must not hide the results
             atomic_write_text(self.out / "report-error.txt", traceback.format_exc())
             print(f"warning: report.html not written: {type(e).__name__}: {e}", file=sys.stderr)
@@ -682,15 +697,22 @@ class Bench:
         ex.shutdown(wait=True)
 
     # -- results ------------------------------------------------------------------------------
-    def write_results(self) -> list[dict[str, Any]]:
-        """Write ``results.jsonl`` (one row per finished evaluation), ``tables.txt``, ``verdicts.txt``."""
+    def write_results(self) -> bool:
+        """Write ``results.jsonl`` (one row per finished evaluation), ``tables.txt``, ``verdicts.txt``.
+
+        Returns:
+            whether ``results.jsonl`` changed.
+        """
         from augengine.bench.report import results_rows, tables_text, verdict_lines
 
         rows = results_rows(self.out, self.plan())
-        atomic_write_text(self.out / "results.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+        p = self.out / "results.jsonl"
+        changed = not p.exists() or p.read_text() != text
+        atomic_write_text(p, text)
         atomic_write_text(self.out / "tables.txt", tables_text(rows, self.cfg, list(self.data.train.class_names)))
         atomic_write_text(self.out / "verdicts.txt", "\n".join(verdict_lines(rows)) + "\n")
-        return rows
+        return changed
 
 
 # ---------------------------------------------------------------------------------------------

@@ -131,14 +131,16 @@ def test_failing_plugins_are_isolated(tmp_path):
     assert "boom: the plugin exploded" in html and "2 failed" in html
 
 
-KILL_SCRIPT = """
-import sys, benchkit, augengine as ae
-from augengine.bench import Bench
-ae.register_plugin(benchkit)
-cfg = benchkit.tiny_config(classifier={{"name": "mean-colour", "config": {{"sleep": {sleep}}}}})
-s = Bench(cfg, sys.argv[1], loader=benchkit.tiny_loader, progress=False, jobs={jobs}).run()
-sys.exit(s.exit_code)
-"""
+def _kill_cfg(**over):
+    return benchkit.tiny_config(classifier={"name": "mean-colour", "config": {"sleep": 0.1}}, amounts=[6], **over)
+
+
+def _run_child(out: str) -> None:  # runs in a forked child
+    import sys as _sys
+
+    _sys.stderr = open(os.devnull, "w")
+    s = Bench(_kill_cfg(), out, loader=benchkit.tiny_loader, progress=False).run()
+    os._exit(s.exit_code)
 
 
 def _checkpoints(out: Path) -> dict[str, str]:
@@ -154,44 +156,48 @@ def _checkpoints(out: Path) -> dict[str, str]:
     return res
 
 
-def test_sigkill_then_resume_gives_identical_results(tmp_path):
-    script = tmp_path / "run.py"
-    script.write_text(KILL_SCRIPT.format(sleep=0.15, jobs=1))
+def test_sigkill_at_random_moments_then_resume_gives_identical_results(tmp_path):
+    import multiprocessing as mp
+
     ref = tmp_path / "ref"
-    subprocess.run([sys.executable, str(script), str(ref)], check=True, env=_env(), timeout=120)
+    t0 = time.time()
+    assert Bench(_kill_cfg(), ref, loader=benchkit.tiny_loader, progress=False).run().exit_code == 0
+    duration = time.time() - t0
     out = tmp_path / "killed"
     rng = random.Random(7)
+    ctx = mp.get_context("fork")  # the child inherits the imports: kills land in the work, not in start-up
     kills = 0
-    for _ in range(4):
-        p = subprocess.Popen([sys.executable, str(script), str(out)], env=_env(), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(2.5, 6.0))  # interpreter start + imports take ~2 s
-        if p.poll() is None:
-            p.send_signal(signal.SIGKILL)
+    for _ in range(5):
+        p = ctx.Process(target=_run_child, args=(str(out),))
+        p.start()
+        p.join(rng.uniform(0.05, duration * 0.8))
+        if p.is_alive():
+            p.kill()  # SIGKILL
             kills += 1
-        p.wait()
-    assert kills >= 2
-    subprocess.run([sys.executable, str(script), str(out)], check=True, env=_env(), timeout=120)
+        p.join()
+    assert kills >= 3
+    partial_or_done = list(out.glob("units/*"))
+    assert partial_or_done
+    s = Bench(_kill_cfg(), out, loader=benchkit.tiny_loader, progress=False).run()  # = --resume
+    assert s.exit_code == 0
     assert (out / "results.jsonl").read_text() == (ref / "results.jsonl").read_text()
     assert _checkpoints(out) == _checkpoints(ref)
     assert not list(out.glob("units/*.partial"))
 
 
-def test_shards_and_parallel_jobs_via_cli(tmp_path):
-    """Two shards fill one directory; a --jobs 2 run of the CLI finds it complete and writes the report."""
+def test_shards_fill_one_directory(tmp_path):
     out = tmp_path / "b"
-    cfg = benchkit.tiny_config(amounts=[6])
-    seen = set()
-    for wave in range(4):
+    cfg = benchkit.tiny_config(amounts=[6], classifier_seeds=[0], arms=[{"name": "noise", "generator": "example-noise"}])
+    seen: list[set] = [set(), set()]
+    for wave in range(6):
         for i in range(2):
             b = Bench(cfg, out, loader=benchkit.tiny_loader, progress=False, shard=(i, 2))
-            mine = {u.key for u in b.plan().units if b.in_shard(u) and u.kind != "split"}
-            seen |= mine
+            seen[i] |= {u.key for u in b.plan().units if b.in_shard(u) and u.kind != "split"}
             b.run()
-    assert len(seen) == len(b.plan().units) - 1
+        if all(b.state(u) == "done" for u in b.plan().units):
+            break
     assert all(b.state(u) == "done" for u in b.plan().units)
-    env = _env()
-    env["SLURM_ARRAY_TASK_ID"], env["SLURM_ARRAY_TASK_COUNT"] = "1", "2"
+    assert not seen[0] & seen[1] and len(seen[0] | seen[1]) == len(b.plan().units) - 1 and seen[0] and seen[1]
     from augengine.bench.runner import parse_shard
 
     assert parse_shard("1/3") == (1, 3)
@@ -202,20 +208,6 @@ def test_shards_and_parallel_jobs_via_cli(tmp_path):
         assert parse_shard(None) == (1, 2)
     finally:
         del os.environ["SLURM_ARRAY_TASK_ID"], os.environ["SLURM_ARRAY_TASK_COUNT"]
-
-
-def test_parallel_jobs_in_worker_processes(tmp_path):
-    script = tmp_path / "run.py"
-    script.write_text(KILL_SCRIPT.format(sleep=0.0, jobs=2))
-    out = tmp_path / "b"
-    cfg_small = tmp_path / "x"
-    r = subprocess.run([sys.executable, str(script), str(out)], env=_env(), timeout=120, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-2000:]
-    ref = tmp_path / "ref"
-    Bench(benchkit.tiny_config(classifier={"name": "mean-colour", "config": {"sleep": 0.0}}), ref,
-          loader=benchkit.tiny_loader, progress=False).run()
-    assert (out / "results.jsonl").read_text() == (ref / "results.jsonl").read_text()
-    del cfg_small
 
 
 def _have_demo_plugins() -> bool:
@@ -247,12 +239,28 @@ def test_preset_plans_on_demo_data(tmp_path):
     assert sorted(u.spec["config"]["alpha"] for u in exp2) == [0.125, 0.25, 0.5, 1.0]
 
 
-def test_cli_bench_and_report(tmp_path):
-    """The CLI end to end on a TOML config (tiny plugins via plugin_modules, the demo data when available)."""
+def test_parallel_jobs_give_the_same_results(tmp_path, monkeypatch):
+    """--jobs 2 runs units in spawned worker processes; results equal a one-process run."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("AUGENGINE_LOAD_PLUGINS", "example")  # workers import only what this bench needs
+    cfg = benchkit.tiny_config(amounts=[6])
+    a = Bench(cfg, tmp_path / "a", loader=benchkit.tiny_loader, progress=False, jobs=2).run()
+    assert a.exit_code == 0 and a.ran == a.total
+    Bench(cfg, tmp_path / "b", loader=benchkit.tiny_loader, progress=False).run()
+    assert (tmp_path / "a" / "results.jsonl").read_text() == (tmp_path / "b" / "results.jsonl").read_text()
+
+
+def test_cli_bench_and_report(tmp_path, monkeypatch):
+    """The CLI end to end on a TOML config (tiny plugins via plugin_modules) on the demo data."""
+    from click.testing import CliRunner
+
+    from augengine.cli import main
+
     try:
         ae.load_dataset("demo")
     except Exception as e:  # noqa: BLE001
         pytest.skip(f"data layer not ready: {e}")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
     toml = tmp_path / "b.toml"
     toml.write_text("""
 data = "demo"
@@ -270,19 +278,19 @@ name = "noise"
 generator = "example-noise"
 """)
     out = tmp_path / "b"
-    cmd = [sys.executable, "-m", "augengine", "bench", str(toml), "--out", str(out), "--no-progress"]
-    r = subprocess.run(cmd + ["--dry-run"], env=_env(), capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert "todo" in r.stdout and "estimated time" in r.stdout
-    r = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert "vs baseline" in r.stdout and "report.html" in r.stdout
-    r = subprocess.run(cmd + ["-o", "amounts=[30]"], env=_env(), capture_output=True, text=True, timeout=60)
-    assert r.returncode == 2 and "another config" in r.stderr and "Traceback" not in r.stderr
+    runner = CliRunner()
+    args = ["bench", str(toml), "--out", str(out), "--no-progress"]
+    r = runner.invoke(main, args + ["--dry-run"])
+    assert r.exit_code == 0, r.output
+    assert "todo" in r.output and "estimated time" in r.output and "7 units" in r.output
+    r = runner.invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert "vs baseline" in r.output and "report.html" in r.output
+    r = runner.invoke(main, args + ["-o", "amounts=[30]"])
+    assert r.exit_code == 2 and "another config" in r.output
     (out / "report.html").unlink()
-    r = subprocess.run([sys.executable, "-m", "augengine", "report", str(out)], env=_env(), capture_output=True,
-                       text=True, timeout=60)
-    assert r.returncode == 0 and (out / "report.html").exists()
+    r = runner.invoke(main, ["report", str(out)])
+    assert r.exit_code == 0 and (out / "report.html").exists()
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

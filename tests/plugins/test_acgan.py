@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -217,6 +216,7 @@ OPTIONS = {
     "embedding": {"class_embedding": "embedding", "embedding_dim": 8},
     "minimax": {"g_source_loss": "minimax"},
     "fp32_contiguous": {"precision": "fp32", "channels_last": "off"},
+    "bf16_channels_last": {"precision": "bf16", "channels_last": "on"},
 }
 
 
