@@ -191,7 +191,7 @@ def main(argv=None) -> int:
     ap.add_argument("--reference", default=None, help="checkout of the reference implementation (outside the project)")
     ap.add_argument("--loss-check", type=int, default=0,
                     help="also record the first N iterations' losses (fp32 vs bf16+cl) on identical data")
-    ap.add_argument("--quick", action="store_true", help="64 px, fp32 and bf16+cl, 2 iterations (smoke check)")
+    ap.add_argument("--quick", action="store_true", help="32 px, 6 blocks (the smallest the reference builds), fp32 and bf16+cl, 1 iteration (smoke check)")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     ap.add_argument("--row-timeout", type=float, default=3600, help="seconds before a row's process is killed")
     ap.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
@@ -202,7 +202,7 @@ def main(argv=None) -> int:
         child(args)
         return 0
     if args.quick:
-        args.sizes, args.iters, args.warmup = "64", 1, 1
+        args.sizes, args.iters, args.warmup, args.blocks = "32", 1, 1, 6
         args.variants = "fp32,bf16+cl"
     sizes = [int(s) for s in args.sizes.split(",")]
     variants = [v for v in args.variants.split(",") if v]

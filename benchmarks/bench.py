@@ -1,0 +1,142 @@
+"""Benchmark of ``augengine bench``: wall time of the quick preset, of a fully cached rerun, and
+SIGKILL-at-random-moments + resume giving the uninterrupted results.
+
+    python benchmarks/bench.py --quick --out bench-quick.json   # smoke: tiny iterations, < 1-2 min
+    python benchmarks/bench.py --out bench.json                 # the real quick preset (≤ 10 min target)
+    python benchmarks/bench.py --kills 5 --out bench.json       # + 5 SIGKILLs, each followed by --resume
+
+Prints a table and writes JSON. Run the full mode only on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        return next((l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name")), "?")
+    except OSError:
+        return "?"
+
+
+def smoke_toml(path: Path) -> Path:
+    """The quick preset's arms with tiny iteration counts (a smoke check of every real plugin)."""
+    from augengine.bench.config import PRESETS
+
+    q = json.loads(json.dumps(PRESETS["quick"]))
+    q["amounts"] = [0.05, 0.1]
+    q["classifier"]["config"].update(epochs=1)
+    q["arms"][0]["config"].update(iterations=10, checkpoint_every=5, sample_every=5)
+    q["arms"][1]["config"].update(iterations=10, checkpoint_every=5)
+    path.write_text(json.dumps(q))
+    return path
+
+
+def run(cmd: list[str], env=None) -> tuple[float, int, str]:
+    t = time.time()
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    return time.time() - t, r.returncode, r.stderr[-3000:] + r.stdout[-3000:]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smoke run with tiny iteration counts")
+    ap.add_argument("--kills", type=int, default=0, help="SIGKILL the bench at this many random moments")
+    ap.add_argument("--out", type=Path, help="write the numbers as JSON here")
+    ap.add_argument("--workdir", type=Path, help="bench output directories (default: a temp dir)")
+    a = ap.parse_args()
+    work = a.workdir or Path(tempfile.mkdtemp(prefix="augengine-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    exe = [sys.executable, "-c", "from augengine.cli import main; main()", "bench", "--no-progress"]
+    cfg_args: list[str] = []
+    if a.quick:
+        import tomllib  # noqa: F401  (the config is JSON, which TOML cannot express; write a TOML-free preset)
+
+        js = smoke_toml(work / "smoke.json")
+        cfg = json.loads(js.read_text())
+        toml = work / "smoke.toml"
+        toml.write_text(_to_toml(cfg))
+        cfg_args = [str(toml)]
+    res: dict = {"cpu": cpu_model(), "cores": os.cpu_count(), "mode": "smoke" if a.quick else "quick preset"}
+    first = work / "first"
+    shutil.rmtree(first, ignore_errors=True)
+    res["first_run_s"], rc, log = run(exe + cfg_args + ["--out", str(first)])
+    res["first_run_rc"] = rc
+    if rc != 0:
+        print(log)
+    res["cached_rerun_s"], rc2, _ = run(exe + cfg_args + ["--out", str(first)])
+    res["report_written"] = (first / "report.html").exists()
+    if a.kills:
+        killed = work / "killed"
+        shutil.rmtree(killed, ignore_errors=True)
+        rng = random.Random(0)
+        moments = sorted(rng.uniform(5, res["first_run_s"]) for _ in range(a.kills))
+        res["kill_moments_s"] = moments
+        for m in moments:
+            p = subprocess.Popen(exe + cfg_args + ["--out", str(killed), "--resume"], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+            try:
+                p.wait(timeout=m)
+            except subprocess.TimeoutExpired:
+                p.send_signal(signal.SIGKILL)
+                p.wait()
+        run(exe + cfg_args + ["--out", str(killed), "--resume"])
+        res["resumed_results_equal"] = (killed / "results.jsonl").read_text() == (first / "results.jsonl").read_text()
+    print(f"CPU: {res['cpu']} ({res['cores']} cores visible)")
+    print(f"{'measure':28s} value")
+    for k, v in res.items():
+        if k not in ("cpu", "cores"):
+            print(f"{k:28s} {v}")
+    if a.out:
+        a.out.write_text(json.dumps(res, indent=2))
+
+
+def _to_toml(d: dict, prefix: str = "") -> str:
+    """Minimal TOML writer for a bench config (tables, arrays of tables, inline values)."""
+    def val(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{json.dumps(k)} = {val(x)}" for k, x in v.items()) + "}"
+        if v is None:
+            raise ValueError("TOML has no null")
+        raise TypeError(type(v))
+    lines = []
+    for k, v in d.items():
+        if v is None:
+            continue
+        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            for x in v:
+                lines.append(f"[[{k}]]")
+                lines += [f"{kk} = {val(_drop_none(vv))}" for kk, vv in x.items() if vv is not None]
+        else:
+            lines.insert(0, f"{k} = {val(_drop_none(v))}")
+    return "\n".join(lines) + "\n"
+
+
+def _drop_none(v):
+    if isinstance(v, dict):
+        return {k: _drop_none(x) for k, x in v.items() if x is not None}
+    return v
+
+
+if __name__ == "__main__":
+    main()
