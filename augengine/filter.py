@@ -34,8 +34,10 @@ class Filter(Plugin):
         raise NotImplementedError
 
     def select(self, images: ImageSet, *, classifier: "Classifier | None" = None,
-               target_class: str | None = None, seed: int = 0) -> np.ndarray:
+               target_class: str | None = None, seed: int = 0, scores: np.ndarray | None = None) -> np.ndarray:
         """Indices of the images kept, in descending score order.
+
+        ``scores`` (from :meth:`score` on the same arguments) saves scoring twice.
 
         Shape:
             - output: :math:`(K,)` int64, K ≤ N.

@@ -128,12 +128,15 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     ap.add_argument("--run-dir", default=None, help="keep the training run here (default: a temporary folder)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch.set_num_threads (default: torch's choice; 1 with --quick)")
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("-o", dest="overrides", action="append", default=[], help="recipe override key=value")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    elif args.quick:
+        torch.set_num_threads(1)  # a smoke run on a shared CPU: spinning OpenMP threads make 2 slower than 1
 
     recipe = {**RECIPE, **parse_overrides(args.overrides)}
     if args.quick:  # a smoke run: small images, few steps (the data still come from the 64 px cache)

@@ -126,7 +126,7 @@ def generate_command(name, run_dir, n, per_class, class_distribution, source_dat
 def filter_command(name, classifier_run, input_set, data, split_path, subset, target_class, config_file, overrides,
                    out, force, seed, device):
     """Keep the top of a set (or of a real class) by a filter's score."""
-    from augengine.selection import write_filtered_set, write_selection
+    from augengine.selection import selection_record, write_filtered_set, write_selection
     from augengine.synthetic import SyntheticSet
 
     kind, pname = resolve_name(name, "filter")
@@ -139,16 +139,20 @@ def filter_command(name, classifier_run, input_set, data, split_path, subset, ta
         _, split = load_data_split(data, split_path, seed)
         images = pick_subset(split, subset)
     scores = flt.score(images, classifier=clf, target_class=target_class)
-    keep = flt.select(images, classifier=clf, target_class=target_class, seed=seed)
+    keep = flt.select(images, classifier=clf, target_class=target_class, seed=seed, scores=scores)
     cfg = flt.config.model_dump(mode="json")
     if input_set is not None:
-        res = write_filtered_set(images, keep, scores, out, filter_name=pname, filter_config=cfg, force=force)
+        res = write_filtered_set(images, keep, scores, out, filter_name=pname, filter_config=cfg,
+                                 filter_info=flt.info(), force=force)
         click.echo(f"{out}: kept {len(res)} of {len(images)} images", err=True)
     else:
-        write_selection(out, images, keep, scores, filter_name=pname, filter_config=cfg, target_class=target_class,
-                        extra={"classifier_run": str(classifier_run) if classifier_run else None,
-                               "data": str(data), "subset": subset, "seed": seed, "info": flt.info()})
-        click.echo(f"{out}: kept {len(keep)} of {len(images)} candidates", err=True)
+        if out.exists() and not force:
+            raise DataError(f"{out}: exists; use --force to overwrite it")
+        write_selection(out, selection_record(
+            images, keep, scores, filter_name=pname, filter_config=cfg, target_class=target_class, seed=seed,
+            info=flt.info(), classifier_run=str(classifier_run) if classifier_run else None, data=str(data),
+            subset=subset))
+        click.echo(f"{out}: kept {len(keep)} images", err=True)
     click.echo(str(out))
 
 

@@ -367,7 +367,7 @@ class BenefitEvaluator(augengine.Evaluator):
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title(title, fontsize=9)
-        fig.tight_layout()
+        fig.subplots_adjust(left=0.18, bottom=0.18, right=0.97, top=0.92)  # tight_layout would draw twice
         buf = io.BytesIO()
         fig.savefig(buf, format="png")
         return buf.getvalue()

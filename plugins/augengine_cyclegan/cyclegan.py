@@ -18,7 +18,6 @@ normalises each image on its own, so the losses are the same.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +29,7 @@ from pydantic import Field, model_validator
 from tqdm.auto import tqdm
 
 import augengine as ae
+from augengine.selection import read_selection
 from augengine.errors import ConfigError, DataError, PluginError, TrainingDiverged
 from augengine.runs import load_checkpoint, read_run_record, save_checkpoint, write_run_record
 from augengine.runtime import autocast_dtype, select_device
@@ -173,13 +173,8 @@ class CycleGanGenerator(ae.Generator):
 
     def _apply_selection(self, path: str, ys: ae.ImageSet, yi: np.ndarray) -> np.ndarray:
         p = Path(path)
-        if not p.is_file():
-            raise DataError(f"{p}: selection file not found (make one with 'augengine filter path-rank')")
-        try:
-            sel = json.loads(p.read_text())
-            ids = [str(i) for i in sel["ids"]]
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise DataError(f"{p}: not a selection file (expected JSON with an 'ids' list): {e}") from None
+        sel = read_selection(p)
+        ids = [str(i) for i in sel["ids"]]
         cls = sel.get("target_class")
         if cls and self.config.y_class and str(cls).lower() != self.config.y_class.lower():
             raise ConfigError(f"{p}: selection is for class {cls!r}, but y_class is {self.config.y_class!r}")

@@ -9,7 +9,7 @@ images: ``mode="bottom"`` keeps the K least confident, ``mode="random"`` keeps K
 Two uses:
 
 * a real dataset → a selection JSON (:meth:`PathRankFilter.select_dataset`,
-  :func:`write_selection`, :func:`read_selection`) that ``cyclegan`` takes as
+  :func:`augengine.selection.write_selection` / ``read_selection``) that ``cyclegan`` takes as
   ``selection=`` to restrict its domain Y;
 * a :class:`~augengine.SyntheticSet` → a filtered SyntheticSet with the scores stored
   (:meth:`PathRankFilter.filter_set`).
@@ -21,7 +21,6 @@ images in descending score order), ``data_fingerprint``.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -31,12 +30,15 @@ from pydantic import Field
 
 import augengine as ae
 from augengine.errors import DataError, PluginError
-from augengine.runs import atomic_write_json
+from augengine.selection import (
+    SELECTION_SCHEMA,
+    read_selection,
+    selection_record,
+    write_filtered_set,
+    write_selection,
+)
 
 __all__ = ["PathRankFilter", "PathRankConfig", "write_selection", "read_selection", "SELECTION_SCHEMA"]
-
-SELECTION_SCHEMA = "augengine.selection/1"
-
 
 class PathRankConfig(ae.PluginConfig):
     """Configuration of :class:`PathRankFilter`."""
@@ -139,72 +141,28 @@ class PathRankFilter(ae.Filter):
     # -- (a) real data → selection JSON -------------------------------------------------
     def select_dataset(self, images: ae.ImageSet, *, classifier: ae.Classifier, target_class: str,
                        seed: int = 0, classifier_run: str | None = None) -> dict[str, Any]:
-        """Select from a real split; returns the selection record (see :func:`write_selection`)."""
+        """Select from a real split; returns the selection record (:func:`augengine.selection.selection_record`)."""
         if target_class is None:
             raise DataError("filter 'path-rank': a real dataset needs a target class (--class MEL)")
         scores = self.score(images, classifier=classifier, target_class=target_class)
         kept = self.select(images, classifier=classifier, target_class=target_class, seed=seed, scores=scores)
-        return {
-            "schema": SELECTION_SCHEMA, "filter": self.name, "config": self.config.model_dump(mode="json"),
-            "seed": int(seed), "target_class": images.class_names[images.class_index(target_class)],
-            "classifier_run": None if classifier_run is None else str(classifier_run),
-            "n_candidates": self._info["n_candidates"], "n_kept": int(len(kept)),
-            "ids": [images.ids[i] for i in kept], "indices": kept.tolist(),
-            "scores": [float(v) for v in scores[kept]], "data_fingerprint": images.fingerprint(),
-        }
+        return selection_record(images, kept, scores, filter_name=self.name,
+                                filter_config=self.config.model_dump(mode="json"), target_class=target_class,
+                                seed=int(seed), info=self.info(),
+                                classifier_run=None if classifier_run is None else str(classifier_run))
 
     # -- (b) synthetic set → filtered synthetic set -------------------------------------
     def filter_set(self, in_set: ae.SyntheticSet | ae.ImageSet, out_path: str | Path, *,
                    classifier: ae.Classifier, target_class: str | None = None, seed: int = 0,
                    force: bool = False) -> ae.SyntheticSet:
-        """Write the kept images of ``in_set`` (with their scores) as a new SyntheticSet.
-
-        Labels, seeds and ``source_index`` of kept images carry over; the input's attributes
-        (generator, config, checkpoint hash) carry over, plus ``filter``/``filter_config``/
-        ``filter_info``/``filtered_from``.
-        """
+        """Write the kept images of ``in_set`` (with their scores) as a new SyntheticSet
+        (:func:`augengine.selection.write_filtered_set`: labels, seeds, ``source_index`` and the
+        input's attributes carry over)."""
         scores = self.score(in_set, classifier=classifier, target_class=target_class)
         kept = self.select(in_set, classifier=classifier, target_class=target_class, seed=seed, scores=scores)
-        attrs = {k: v for k, v in dict(getattr(in_set, "attrs", {}) or {}).items()
-                 if k not in ("schema_version", "class_names", "image_size", "committed", "complete")}
-        attrs.update({"filter": self.name, "filter_config": self.config.model_dump(mode="json"),
-                      "filter_info": self.info(), "filtered_from": str(getattr(in_set, "path", "")),
-                      "n_planned": int(len(kept))})
-        images = in_set.images()
-        seeds = getattr(in_set, "seeds", None)
-        src = getattr(in_set, "source_index", None)
-        writer = ae.SyntheticSet.create(out_path, class_names=in_set.class_names, image_size=images.shape[1],
-                                        attrs=attrs, force=force)
-        with writer:
-            for s in range(0, len(kept), 256):
-                idx = kept[s:s + 256]
-                writer.append(images[idx], in_set.labels[idx], seeds=None if seeds is None else seeds[idx],
-                              scores=scores[idx], source_index=None if src is None else src[idx])
-            return writer.close()
-
-
-def write_selection(path: str | Path, selection: dict[str, Any]) -> Path:
-    """Write a selection record (from :meth:`PathRankFilter.select_dataset`) atomically as JSON."""
-    for key in ("ids", "target_class"):
-        if key not in selection:
-            raise DataError(f"write_selection: the selection has no {key!r}")
-    return atomic_write_json(path, selection)
-
-
-def read_selection(path: str | Path) -> dict[str, Any]:
-    """Read and check a selection JSON; DataError naming the file when it is not one."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: selection file not found")
-    try:
-        sel = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise DataError(f"{p}: not valid JSON ({e})") from None
-    if not isinstance(sel, dict) or not isinstance(sel.get("ids"), list) or "target_class" not in sel:
-        raise DataError(f"{p}: not a selection file (expected keys 'ids' and 'target_class')")
-    if sel.get("schema", SELECTION_SCHEMA) != SELECTION_SCHEMA:
-        raise DataError(f"{p}: schema is {sel.get('schema')!r}, expected {SELECTION_SCHEMA!r}")
-    return sel
+        return write_filtered_set(in_set, kept, scores, out_path, filter_name=self.name,
+                                  filter_config=self.config.model_dump(mode="json"), filter_info=self.info(),
+                                  force=force)
 
 
 @ae.hookimpl

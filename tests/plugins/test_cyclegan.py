@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import augengine as ae
+from augengine.selection import SELECTION_SCHEMA
 from augengine.errors import ConfigError, DataError, TrainingDiverged
 from augengine.testing import GeneratorContract, assert_weights_only_loadable, tiny_imageset
 
@@ -201,7 +202,7 @@ def test_domains_selection_and_errors(tmp_path):
     train = tiny_imageset(n_per_class=4, size=32, seed=0)
     mel = [train.ids[i] for i in np.flatnonzero(train.labels == train.class_index("MEL"))]
     sel = tmp_path / "sel.json"
-    sel.write_text(json.dumps({"filter": "path-rank", "target_class": "MEL", "ids": mel[:2], "scores": [0.9, 0.8]}))
+    sel.write_text(json.dumps({"schema": SELECTION_SCHEMA, "filter": "path-rank", "target_class": "MEL", "ids": mel[:2], "scores": [0.9, 0.8]}))
     g = ae.create_generator("cyclegan", **{**TINY, "selection": str(sel), "iterations": 1, "sample_every": 1})
     g.fit(train, run_dir=tmp_path / "sel", progress=False)
     assert g._meta["y_count"] == 2 and g._meta["x_count"] == 4
@@ -210,7 +211,7 @@ def test_domains_selection_and_errors(tmp_path):
     imgs, labels = g.translate(train.images(64)[:2], train.labels[:2])  # other sizes are resized
     assert imgs.shape == (2, 32, 32, 3) and (labels == train.class_index("MEL")).all()
 
-    sel.write_text(json.dumps({"target_class": "MEL", "ids": ["nope:1"]}))
+    sel.write_text(json.dumps({"schema": SELECTION_SCHEMA, "target_class": "MEL", "ids": ["nope:1"]}))
     with pytest.raises(DataError, match="not among"):
         ae.create_generator("cyclegan", **{**TINY, "selection": str(sel)}).fit(train, progress=False)
     with pytest.raises(ConfigError, match="x_class"):

@@ -86,8 +86,8 @@ class BrightnessFilter(ae.Filter):
     def score(self, images, *, classifier=None, target_class=None):
         return -images.images().astype(np.float32).mean(axis=(1, 2, 3))
 
-    def select(self, images, *, classifier=None, target_class=None, seed=0):
-        scores = self.score(images)
+    def select(self, images, *, classifier=None, target_class=None, seed=0, scores=None):
+        scores = self.score(images) if scores is None else scores
         pool = np.arange(len(images))
         if target_class is not None:
             pool = pool[images.labels == images.class_index(target_class)]
