@@ -10,7 +10,7 @@ Measures, in one run:
 * the time of the ``benefit`` evaluator (1,000 resamples) on the test split.
 
 The default recipe (``RECIPE``): ResNet-18 at 64 px from scratch, AdamW (wd 0.05), peak LR from
-the LR range test, OneCycle with β₁ cycling over 30 epochs, "strong" augmentation (flips, 90°
+the LR range test, OneCycle with β₁ cycling over 25 epochs, "strong" augmentation (flips, 90°
 rotations, colour jitter, small affine), label smoothing 0.1, sqrt-inverse class weights, EMA of
 the weights (0.995), test-time flips, best epoch by validation balanced accuracy, early stopping
 after 8 epochs without improvement. ``-o key=value`` overrides any field for ablations.
@@ -48,7 +48,7 @@ from augengine_resnet import build_model
 RECIPE = {
     "arch": "resnet18",
     "image_size": 64,
-    "epochs": 30,
+    "epochs": 25,
     "batch_size": 64,
     "lr": None,
     "weight_decay": 0.05,

@@ -80,7 +80,7 @@ def quick(args) -> dict:
     table = ae.load_dataset("demo")
     split = ae.split(table, fractions=(0.8, 0.1, 0.1), group_by="lesion", seed=args.seed, size=32)
     if "resnet" in ae.list_classifiers():
-        clf = ae.create_classifier("resnet", arch="resnet18", image_size=32, epochs=2, lr=1e-3, batch_size=64,
+        clf = ae.create_classifier("resnet", arch="resnet10t", image_size=32, epochs=1, lr=1e-3, batch_size=64,
                                    device=args.device)
         clf.fit(split.train, seed=args.seed, progress=False)
     else:  # pragma: no cover - without the resnet plugin

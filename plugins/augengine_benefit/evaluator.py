@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -100,7 +101,7 @@ class BenefitEvaluator(augengine.Evaluator):
         """Evaluate ``classifier`` (one or a list of seeds) on ``test`` and each ``external`` set.
 
         Args:
-            classifier: a trained classifier or a list of them (one per seed).
+            classifier: a trained classifier, a run directory, or a list of them (one per seed).
             test: the in-distribution test :class:`~augengine.ImageSet`.
             baseline: classifier(s) trained without synthetic data; enables paired comparison.
             external: name → ImageSet of external test sets (metrics and verdicts reported apart).
@@ -150,6 +151,7 @@ class BenefitEvaluator(augengine.Evaluator):
     @staticmethod
     def _as_list(x, what) -> list:
         xs = list(x) if isinstance(x, (list, tuple)) else [x]
+        xs = [augengine.load_run(c, kind="classifier") if isinstance(c, (str, Path)) else c for c in xs]
         if not xs or any(c is None or not hasattr(c, "predict_proba") for c in xs):
             raise PluginError(f"evaluator 'benefit': {what} must be a trained classifier or a list of them")
         return xs

@@ -9,7 +9,6 @@ class-weighted loss, EMA of the weights and test-time flips.
 
 from __future__ import annotations
 
-import copy
 import difflib
 import hashlib
 import json
@@ -32,7 +31,7 @@ from augengine.imageset import ImageSet
 from augengine.runs import load_checkpoint, read_run_record, save_checkpoint, sha256_file, write_run_record
 from augengine.runtime import autocast_dtype, cpu_supports_bf16, seed_everything, select_device
 
-from augengine_resnet.lr_finder import LRFinderResult, lr_range_test, plot_lr_curve
+from augengine_resnet.lr_finder import lr_range_test, plot_lr_curve
 
 __all__ = ["ResnetClassifier", "ResnetConfig", "build_model"]
 

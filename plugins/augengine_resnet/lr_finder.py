@@ -137,6 +137,9 @@ def plot_lr_curve(result: LRFinderResult, title: str = "learning-rate range test
     ax.plot(result.lrs, result.losses, color="C0", label="smoothed")
     if math.isfinite(result.suggestion):
         ax.axvline(result.suggestion, color="C3", ls="--", label=f"steepest {result.suggestion:.2e}")
+    if result.losses:  # keep the diverged tail from squashing the interesting part
+        lo, first = min(result.losses), result.losses[0]
+        ax.set_ylim(lo - 0.05 * abs(lo), max(first, lo) + 0.5 * abs(first - lo) + 0.1 * abs(first))
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("loss")

@@ -29,6 +29,14 @@ class TestResnetContract(ClassifierContract):
     plugin_name = "resnet"
     config = TINY
 
+    def test_benefit_evaluates_run_dirs(self, trained):
+        clf, run_dir, train = trained
+        test = tiny_imageset(n_per_class=6, size=16, seed=3)
+        res = ae.create_evaluator("benefit", n_boot=200).evaluate(str(run_dir), test, baseline=[clf, clf])
+        m = res.metrics["sets"]["test"]
+        assert m["overall"]["accuracy"]["value"] == pytest.approx((clf.predict(test) == test.labels).mean())
+        assert m["difference"]["overall"]["accuracy"]["value"] == pytest.approx(0.0)
+
 
 def _sets(size=16):
     return tiny_imageset(n_per_class=8, size=size, seed=0), tiny_imageset(n_per_class=4, size=size, seed=1)
