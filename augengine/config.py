@@ -11,6 +11,7 @@ and what is expected.
 from __future__ import annotations
 
 import difflib
+import typing
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -133,7 +134,10 @@ def config_fields(model: type[BaseModel]) -> list[dict[str, Any]]:
     rows = []
     for name, field in model.model_fields.items():
         ann = field.annotation
-        tname = getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
+        if typing.get_origin(ann) is None and isinstance(ann, type):
+            tname = ann.__name__
+        else:
+            tname = str(ann).replace("typing.", "").replace("pathlib.", "")
         default = None if field.is_required() else field.get_default(call_default_factory=True)
         if isinstance(default, BaseModel):
             default = default.model_dump()

@@ -184,7 +184,7 @@ def _preview(images: np.ndarray, kept: np.ndarray, rejected: np.ndarray, scores:
 
 def _run_select(u: Unit, ctx: Ctx) -> dict[str, Any]:
     import augengine as ae
-    from augengine.selection import write_selection
+    from augengine.selection import selection_record, write_selection
 
     s = u.spec
     flt = ae.create_filter(s["filter"], **s["config"])
@@ -192,8 +192,9 @@ def _run_select(u: Unit, ctx: Ctx) -> dict[str, Any]:
     train = ctx.data.train
     scores = np.asarray(flt.score(train, classifier=clf, target_class=s["target_class"]), np.float64)
     keep = np.asarray(flt.select(train, classifier=clf, target_class=s["target_class"], seed=s["seed"]), np.int64)
-    write_selection(ctx.work / "selection.json", train, keep, scores, filter_name=s["filter"],
-                    filter_config=s["config"], target_class=s["target_class"], extra={"info": flt.info()})
+    write_selection(ctx.work / "selection.json",
+                    selection_record(train, keep, scores, filter_name=s["filter"], filter_config=s["config"],
+                                     target_class=s["target_class"], seed=int(s["seed"]), info=flt.info()))
     pool = np.flatnonzero(train.labels == train.class_index(s["target_class"]))
     rejected = np.array([i for i in pool[np.argsort(-scores[pool], kind="stable")] if i not in set(keep.tolist())])
     _preview(train.images(ctx.cfg.image_size), keep, rejected, scores, ctx.work / "preview.npz")
@@ -250,7 +251,8 @@ def _run_filtered(u: Unit, ctx: Ctx) -> dict[str, Any]:
     out = ctx.work / "set.h5"
     part = out.with_name("set.partial.h5")
     part.unlink(missing_ok=True)
-    res = write_filtered_set(src, keep, scores, out, filter_name=s["filter"], filter_config=s["config"], force=True)
+    res = write_filtered_set(src, keep, scores, out, filter_name=s["filter"], filter_config=s["config"],
+                             filter_info=flt.info(), force=True)
     rejected = np.setdiff1d(np.argsort(-scores, kind="stable"), keep, assume_unique=True)
     rejected = np.array([i for i in np.argsort(-scores, kind="stable") if i in set(rejected.tolist())])
     _preview(src.images(), keep, rejected, scores, ctx.work / "preview.npz")

@@ -203,8 +203,10 @@ def evaluate_command(name, classifier_runs, baseline_runs, set_path, data, split
     else:
         for t in result.tables.values():
             click.echo(t.rstrip() + "\n")
+        shown = "\n".join(result.tables.values())
         for v in result.verdicts:
-            click.echo(v)
+            if v not in shown:
+                click.echo(v)
 
 
 def register(main: click.Group) -> None:

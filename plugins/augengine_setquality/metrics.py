@@ -3,8 +3,8 @@
 Every function takes feature matrices: ``real`` of shape :math:`(N, D)` (the reference, e.g.
 the real training set) and ``fake`` of shape :math:`(M, D)` (the set under test).
 
-- :func:`frechet_distance` — Fréchet distance between Gaussian fits (torchmetrics' FID
-  computation, fed with our own features; no Inception network involved).
+- :func:`frechet_distance` — Fréchet distance between Gaussian fits (exact, via the nuclear
+  norm of a product of covariance factors; no matrix square root, no Inception network).
 - :func:`kernel_distance` — KID: unbiased polynomial-kernel MMD² averaged over random subsets
   (torchmetrics' KID computation, seeded).
 - :func:`manifold_statistics` — per-sample indicators behind improved precision/recall
@@ -19,6 +19,7 @@ bounded (chunk × N floats) for sets of tens of thousands of images.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import torch
@@ -37,20 +38,19 @@ __all__ = [
 _CHUNK = 1024
 
 
-def _torchmetrics_image():
+def _torchmetrics_kid():
     try:
-        from torchmetrics.image.fid import FrechetInceptionDistance
         from torchmetrics.image.kid import KernelInceptionDistance
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise PluginError(
-            f"evaluator 'set-quality': needs the package torchmetrics for FD/KID ({e}); "
+            f"evaluator 'set-quality': needs the package torchmetrics for KID ({e}); "
             "install it with `pip install torchmetrics`"
         ) from None
-    return FrechetInceptionDistance, KernelInceptionDistance
+    return KernelInceptionDistance
 
 
 class _Passthrough(torch.nn.Module):
-    """A 'feature extractor' that returns its input: lets torchmetrics' FID/KID consume features
+    """A 'feature extractor' that returns its input: lets torchmetrics' KID consume features
     computed elsewhere (our classifier's penultimate layer)."""
 
     def __init__(self, num_features: int):
@@ -69,13 +69,33 @@ def _check_pair(real: np.ndarray, fake: np.ndarray, where: str) -> tuple[np.ndar
     return real, fake
 
 
+def _covariance_factor(x: torch.Tensor) -> torch.Tensor:
+    """A matrix ``F`` with ``FᵀF`` = the sample covariance of ``x`` (rows = samples), at most D rows.
+
+    The centred data scaled by ``1/sqrt(N-1)`` when N ≤ D, otherwise its triangular QR factor
+    ``R`` (``XᵀX = RᵀR``). No matrix square root is taken.
+    """
+    xc = (x - x.mean(0, keepdim=True)) / math.sqrt(x.shape[0] - 1)
+    if xc.shape[0] <= xc.shape[1]:
+        return xc
+    return torch.linalg.qr(xc, mode="r").R
+
+
 def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets.
 
-    ``‖μ_r − μ_f‖² + Tr(Σ_r + Σ_f − 2(Σ_r Σ_f)^{1/2})``, computed in float64 by torchmetrics'
-    :class:`~torchmetrics.image.fid.FrechetInceptionDistance` with a pass-through feature
-    extractor. The estimate is biased upwards at small N (roughly ∝ D/N, and unstable while
-    N < D makes the covariance rank-deficient); compare FDs only at equal N.
+    ``‖μ_r − μ_f‖² + Tr(Σ_r) + Tr(Σ_f) − 2 Tr((Σ_r Σ_f)^{1/2})``, in float64. The last trace is
+    computed without a matrix square root: with covariance factors ``Σ_r = AᵀA`` and
+    ``Σ_f = BᵀB`` (centred data or its QR factor, :func:`_covariance_factor`), the eigenvalues of
+    ``Σ_r Σ_f`` are the squared singular values of ``A Bᵀ``, so
+    ``Tr((Σ_r Σ_f)^{1/2}) = ‖A Bᵀ‖_*`` (nuclear norm, :func:`torch.linalg.svdvals`). This is the
+    quantity torchmetrics' FID computes with ``eigvals(Σ_r Σ_f)`` (the tests check both, and
+    ``scipy.linalg.sqrtm``, agree), but a real SVD of a ≤ D×D matrix is stable (no complex
+    eigenvalues) and several times faster than a non-symmetric eigendecomposition — seconds
+    per FD at D = 2048 instead of minutes on a CPU.
+
+    The estimate is biased upwards at small N (roughly ∝ D/N, and unstable while N ≤ D makes
+    the covariance rank-deficient); compare FDs only at equal N.
 
     Args:
         real: reference features.
@@ -90,11 +110,13 @@ def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
     real, fake = _check_pair(real, fake, "frechet_distance")
     if len(real) < 2 or len(fake) < 2:
         return float("nan")
-    fid_cls, _ = _torchmetrics_image()
-    metric = fid_cls(feature=_Passthrough(real.shape[1]))
-    metric.update(torch.from_numpy(np.ascontiguousarray(real, dtype=np.float64)), real=True)
-    metric.update(torch.from_numpy(np.ascontiguousarray(fake, dtype=np.float64)), real=False)
-    return max(float(metric.compute()), 0.0)
+    a = torch.from_numpy(np.array(real, dtype=np.float64, copy=True))
+    b = torch.from_numpy(np.array(fake, dtype=np.float64, copy=True))
+    mean_term = (a.mean(0) - b.mean(0)).square().sum()
+    fa, fb = _covariance_factor(a), _covariance_factor(b)
+    traces = fa.square().sum() + fb.square().sum()
+    cross = torch.linalg.svdvals(fa @ fb.T).sum()
+    return max(float(mean_term + traces - 2 * cross), 0.0)
 
 
 def kernel_distance(real: np.ndarray, fake: np.ndarray, *, subsets: int = 100, subset_size: int = 1000,
@@ -129,7 +151,7 @@ def kernel_distance(real: np.ndarray, fake: np.ndarray, *, subsets: int = 100, s
 
     if m == len(real) == len(fake):
         subsets = 1  # every subset would be the whole of both sets: one draw says it all (std 0)
-    _, kid_cls = _torchmetrics_image()
+    kid_cls = _torchmetrics_kid()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
         metric = kid_cls(feature=_Passthrough(real.shape[1]), subsets=int(subsets), subset_size=m)

@@ -90,16 +90,22 @@ def test_fd_grows_as_the_distribution_shifts(train):
 
 
 # -- the metrics against independent computations ---------------------------------------------
-def test_frechet_distance_matches_scipy_sqrtm():
+@pytest.mark.parametrize("n_real,n_fake", [(400, 300), (5, 8), (400, 4)])  # N > D, N ≤ D, mixed
+def test_frechet_distance_matches_scipy_sqrtm_and_torchmetrics(n_real, n_fake):
+    import torch
     from scipy.linalg import sqrtm
+    from torchmetrics.image.fid import _compute_fid
 
     rng = np.random.default_rng(0)
-    a = rng.normal(size=(400, 6))
-    b = rng.normal(size=(300, 6)) @ rng.normal(size=(6, 6)) * 0.5 + 0.3
+    a = rng.normal(size=(n_real, 6))
+    b = rng.normal(size=(n_fake, 6)) @ rng.normal(size=(6, 6)) * 0.5 + 0.3
     mu1, mu2 = a.mean(0), b.mean(0)
     s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     expected = ((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * sqrtm(s1 @ s2).real)
-    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-6)
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-6, abs=1e-8)
+    tm = float(_compute_fid(*(torch.from_numpy(v) for v in (mu1, s1, mu2, s2))))
+    assert frechet_distance(a, b) == pytest.approx(tm, rel=1e-6, abs=1e-8)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-8)
     assert np.isnan(frechet_distance(a[:1], b))
 
 
