@@ -524,7 +524,8 @@ def write_report(out: str | Path) -> Path:
               f"<h2>Table 3 layout — {html.escape(ts)}</h2>", _html_table(*table3(rows, cfg.focus_class, ts))]
     q = [r for r in rows if r["kind"] == "synthetic-set"]
     if q:
-        keys = sorted({k for r in q for k in r["metrics"]})[:12]
+        allk = sorted({k for r in q for k in r["metrics"]})
+        keys = [k for k in allk if "overall" in k.split(".") and "reference" not in k][:12] or allk[:12]
         s += ["<h2>Synthetic set quality</h2>",
               _html_table(["arm", "amount", *keys], [[r["arm"], r["amount_label"], *(_fmt(r["metrics"].get(k)) for k in keys)]
                                                      for r in q])]
