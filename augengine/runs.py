@@ -98,21 +98,14 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
 
 
 def software_versions() -> dict[str, str]:
-    import numpy
+    """Versions of Python, the platform and the stack (from package metadata: imports nothing)."""
+    from importlib import metadata
 
-    from augengine import __version__
-
-    out = {
-        "augengine": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "platform": platform.platform(),
-    }
-    for mod in ("torchvision", "timm", "kornia", "h5py"):
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for dist in ("augengine", "torch", "numpy", "torchvision", "timm", "kornia", "h5py"):
         try:
-            out[mod] = __import__(mod).__version__
-        except Exception:  # noqa: BLE001 - optional in a record
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
             pass
     return out
 

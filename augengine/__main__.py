@@ -1,0 +1,5 @@
+"""``python -m augengine`` = the ``augengine`` command."""
+
+from augengine.cli import main
+
+main()
