@@ -26,7 +26,7 @@ from augengine.errors import (
 )
 from augengine.evaluator import Evaluation, Evaluator
 from augengine.filter import Filter
-from augengine.generator import Generator
+from augengine.generator import Generator, image_seeds, plan_labels
 from augengine.hookspecs import hookimpl
 from augengine.images import check_images, from_model, resize_uint8, to_model
 from augengine.imageset import ArrayImageSet, ImageSet
@@ -35,6 +35,7 @@ from augengine.registry import (
     create_evaluator,
     create_filter,
     create_generator,
+    get_plugin_class,
     get_plugin_manager,
     list_classifiers,
     list_evaluators,
@@ -76,7 +77,10 @@ __all__ = [
     "create_filter",
     "create_generator",
     "from_model",
+    "get_plugin_class",
     "get_plugin_manager",
+    "image_seeds",
+    "plan_labels",
     "hookimpl",
     "list_classifiers",
     "list_evaluators",

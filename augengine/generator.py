@@ -220,9 +220,13 @@ class Generator(Plugin):
             labels = source.labels[src_idx]
             src_images = source.images(self.image_size)
             base_attrs["source_fingerprint"] = source.fingerprint()
+            base_attrs["label_plan"] = {"source_class": source_class}
         else:
             labels = plan_labels(self.class_names, n, per_class=per_class, distribution=class_distribution,
                                  train_counts=getattr(self, "train_counts", None), seed=seed)
+            base_attrs["label_plan"] = {"per_class": dict(per_class) if per_class else None,
+                                        "class_distribution": class_distribution if isinstance(class_distribution, str)
+                                        else dict(class_distribution)}
             n = len(labels)
             if n == 0:
                 raise DataError("generate: the requested class counts add up to 0 images")

@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 from augengine.errors import DataError, ShapeError
 from augengine.images import check_images, resize_uint8
 
-__all__ = ["ImageSet", "ArrayImageSet"]
+__all__ = ["ImageSet", "ArrayImageSet", "SubsetImageSet"]
 
 
 class ImageSet(Dataset):
@@ -92,16 +92,10 @@ class ImageSet(Dataset):
                 return i
         raise DataError(f"class {name!r}: not in the class space {self.class_names}")
 
-    def subset(self, indices) -> "ArrayImageSet":
-        """A new in-memory set holding the images at ``indices`` (native size)."""
-        idx = np.asarray(indices, dtype=np.int64)
-        return ArrayImageSet(
-            self.images()[idx],
-            self.labels[idx],
-            self.class_names,
-            groups=None if self.groups is None else np.asarray(self.groups)[idx],
-            ids=[self.ids[i] for i in idx],
-        )
+    def subset(self, indices) -> "SubsetImageSet":
+        """The images at ``indices``, as a view: ``images(size)`` decodes through this set at
+        any size (no upsampling of an already-resized copy)."""
+        return SubsetImageSet(self, indices)
 
     def fingerprint(self) -> str:
         """SHA-256 over labels, class names and pixels at native size (stable across runs)."""
@@ -161,3 +155,23 @@ class ArrayImageSet(ImageSet):
 
     def _load(self, size):
         return resize_uint8(self._images, size)
+
+
+class SubsetImageSet(ImageSet):
+    """Rows ``indices`` of another :class:`ImageSet` (labels, groups and ids follow; pixels are
+    read through the parent at whatever size is asked)."""
+
+    def __init__(self, parent: ImageSet, indices):
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if len(idx) and (idx.min() < 0 or idx.max() >= len(parent)):
+            raise DataError(f"subset: indices must lie in 0..{len(parent) - 1}, got {idx.min()}..{idx.max()}")
+        self.parent = parent
+        self.indices = idx
+        self.labels = parent.labels[idx]
+        self.class_names = list(parent.class_names)
+        self.groups = None if parent.groups is None else np.asarray(parent.groups)[idx]
+        self.ids = [parent.ids[i] for i in idx]
+        self.size = parent.size
+
+    def _load(self, size):
+        return self.parent.images(size)[self.indices]

@@ -14,7 +14,6 @@ import difflib
 import fnmatch
 import os
 import threading
-import traceback
 from importlib import metadata
 from typing import Any
 
@@ -308,7 +307,3 @@ def list_classifiers(pattern: str = "*") -> list[str]:
 def list_evaluators(pattern: str = "*") -> list[str]:
     """Names of the registered evaluators matching ``pattern``."""
     return _list("evaluator", pattern)
-
-
-def format_exception(e: BaseException) -> str:  # pragma: no cover - used by -v
-    return "".join(traceback.format_exception(e))

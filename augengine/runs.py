@@ -9,6 +9,7 @@ reading its record and asking the registry for the plugin class.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import platform
@@ -63,19 +64,12 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
-    """``torch.save`` atomically. Keep ``state`` to tensors, numbers, strings, lists and dicts
-    so that :func:`load_checkpoint` can read it with ``weights_only=True``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """``torch.save`` atomically (temporary file, fsync, rename). Keep ``state`` to tensors,
+    numbers, strings, lists and dicts so that :func:`load_checkpoint` can read it with
+    ``weights_only=True``."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

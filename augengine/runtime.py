@@ -56,3 +56,18 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if cpu_supports_bf16() else None
+
+
+def cpu_model() -> str:
+    """The CPU model as ``lscpu`` names it (benchmarks print it beside every number)."""
+    import platform
+    import subprocess
+
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        for line in out.splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"

@@ -37,6 +37,8 @@ __all__ = ["SyntheticSet", "SyntheticSetWriter", "SCHEMA_VERSION", "partial_path
 
 SCHEMA_VERSION = 1
 _OPTIONAL = {"scores": np.float32, "source_index": np.int64}
+#: attributes that may differ between the interrupted and the resuming process
+_NOT_COMPARED_ON_RESUME = {"versions", "created_at"}
 
 
 def partial_path(path: str | Path) -> Path:
@@ -178,11 +180,18 @@ class SyntheticSet(ImageSet):
         if path.exists() and not force:
             raise DataError(f"{path}: a finished set exists; use --force to overwrite it")
         if part.exists() and resume and not force:
-            f = h5py.File(part, "a")
             try:
+                f = h5py.File(part, "a")
+            except OSError as e:
+                raise DataError(f"{part}: the unfinished set is damaged ({e}); use --force to start over") from None
+            try:
+                if "class_names" not in f.attrs or "committed" not in f.attrs or "images" not in f:
+                    raise DataError(f"{part}: the unfinished set is damaged (no header); use --force to start over")
                 if json.loads(f.attrs["class_names"]) != list(class_names) or int(f.attrs["image_size"]) != image_size:
                     raise DataError(f"{part}: partial set has other classes or image size; use --force to start over")
                 for k, v in (attrs or {}).items():
+                    if k in _NOT_COMPARED_ON_RESUME:
+                        continue
                     if k in f.attrs and str(f.attrs[k]) != str(v if isinstance(v, (str, int, float, bool)) else _json_attr(v)):
                         raise DataError(f"{part}: partial set was made with another {k}; use --force to start over")
                 n = int(f.attrs["committed"])

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +40,7 @@ from augengine.images import to_model
 from augengine.runtime import cpu_supports_bf16
 
 from augengine_acgan import AcganGenerator
+from augengine.runtime import cpu_model  # noqa: E402
 
 VARIANTS = {
     "fp32": {"precision": "fp32", "channels_last": "off", "compile": False},
@@ -51,15 +51,6 @@ VARIANTS = {
 }
 
 
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        for line in out.splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def peak_rss_mib() -> float:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +43,7 @@ from augengine.images import to_model
 from augengine.runtime import cpu_supports_bf16
 
 from augengine_resnet import build_model
+from augengine.runtime import cpu_model  # noqa: E402
 
 RECIPE = {
     "arch": "resnet18",
@@ -65,15 +65,6 @@ TARGETS = {"accuracy": 0.80, "balanced_accuracy": 0.62, "macro_auc": 0.93, "trai
 VARIANTS = {"fp32": ("fp32", False), "fp32+cl": ("fp32", True), "bf16": ("bf16", False), "bf16+cl": ("bf16", True)}
 
 
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        for line in out.splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def data_path() -> Path:

@@ -30,6 +30,7 @@ import sys
 import time
 from argparse import Namespace
 from pathlib import Path
+from augengine.runtime import cpu_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OURS = {  # variant -> (precision, channels_last, compile)
@@ -42,15 +43,6 @@ OURS = {  # variant -> (precision, channels_last, compile)
 REF = {"ref-fp32": None, "ref-bf16": "bf16"}
 
 
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 # -- one measurement (runs in a child process) ---------------------------------------------------

@@ -213,7 +213,7 @@ class BenchConfig(_Model):
 # ---------------------------------------------------------------------------------------------
 #: Tiny plugin configs of the ``quick`` preset (chosen so that the whole bench, GAN training
 #: included, fits in ≤ 10 minutes on 2 CPU cores): ACGAN 400 iterations of batch 32 with narrow
-#: networks; CycleGAN 300 iterations with 2 residual blocks and 16 filters; ResNet-18 for 4 epochs
+#: networks; CycleGAN 300 iterations with 2 residual blocks and 16 filters; ResNet-18 for 3 epochs
 #: with a fixed learning rate (no LR range test) at 32 px.
 _QUICK = {
     "data": "demo",
@@ -221,7 +221,7 @@ _QUICK = {
     "amounts": [0.25, 0.5],
     "classifier_seeds": [0, 1],
     "generator_seeds": [0],
-    "classifier": {"name": "resnet", "config": {"arch": "resnet18", "epochs": 4, "batch_size": 64, "lr": 2e-3,
+    "classifier": {"name": "resnet", "config": {"arch": "resnet18", "epochs": 3, "batch_size": 64, "lr": 2e-3,
                                                 "early_stopping_patience": None}},
     "evaluators": [{"name": "benefit"}],
     "arms": [

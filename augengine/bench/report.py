@@ -249,11 +249,8 @@ def verdict_lines(rows) -> list[str]:
 # HTML
 # ---------------------------------------------------------------------------------------------
 def _png(fig) -> str:
-    import matplotlib.pyplot as plt
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
     return _img(buf.getvalue())
 
 
@@ -298,10 +295,7 @@ def _html_table(header, body) -> str:
 
 
 def _plots(rows, focus: str) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     out = []
     specs = [("balanced accuracy", ("balanced_accuracy",), ()), ("accuracy", ("accuracy",), ("balanced",)),
@@ -309,7 +303,8 @@ def _plots(rows, focus: str) -> list[str]:
     for ts in _test_sets(rows):
         rs = _clf_rows(rows, ts)
         gmin = min((r["generator_seed"] for r in rs if r["generator_seed"] is not None), default=None)
-        fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+        fig = Figure(figsize=(16, 3.6))
+        axes = fig.subplots(1, 4)
         base = next((r for r in rs if r["arm"] == "baseline"), None)
         arms = []
         for r in rs:
@@ -345,10 +340,7 @@ def _plots(rows, focus: str) -> list[str]:
 
 
 def _confusions(out: Path, plan: list[dict]) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     parts = []
     for u in plan:
@@ -368,7 +360,8 @@ def _confusions(out: Path, plan: list[dict]) -> list[str]:
         if mj.exists():
             cm = _find_matrix(json.loads(mj.read_text()).get("metrics", {}))
         if cm is not None:
-            fig, ax = plt.subplots(figsize=(3.4, 3.0))
+            fig = Figure(figsize=(3.4, 3.0))
+            ax = fig.subplots()
             ax.imshow(cm, cmap="Blues")
             for (i, j), v in np.ndenumerate(cm):
                 ax.text(j, i, f"{v:g}", ha="center", va="center", fontsize=7)

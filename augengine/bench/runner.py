@@ -182,6 +182,13 @@ def _preview(images: np.ndarray, kept: np.ndarray, rejected: np.ndarray, scores:
                         kept_scores=scores[kept], rejected_scores=scores[rejected])
 
 
+def _rejected(order: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """The entries of ``order`` not in ``keep``, in ``order``'s order (O(N))."""
+    kept = np.zeros(int(max(order.max(initial=-1), keep.max(initial=-1))) + 1, bool)
+    kept[keep] = True
+    return order[~kept[order]]
+
+
 def _run_select(u: Unit, ctx: Ctx) -> dict[str, Any]:
     import augengine as ae
     from augengine.selection import selection_record, write_selection
@@ -191,12 +198,13 @@ def _run_select(u: Unit, ctx: Ctx) -> dict[str, Any]:
     clf = ae.load_run(ctx.dep("clffit")["dir"] / "run", kind="classifier")
     train = ctx.data.train
     scores = np.asarray(flt.score(train, classifier=clf, target_class=s["target_class"]), np.float64)
-    keep = np.asarray(flt.select(train, classifier=clf, target_class=s["target_class"], seed=s["seed"]), np.int64)
+    keep = np.asarray(flt.select(train, classifier=clf, target_class=s["target_class"], seed=s["seed"],
+                                 scores=scores), np.int64)
     write_selection(ctx.work / "selection.json",
                     selection_record(train, keep, scores, filter_name=s["filter"], filter_config=s["config"],
                                      target_class=s["target_class"], seed=int(s["seed"]), info=flt.info()))
     pool = np.flatnonzero(train.labels == train.class_index(s["target_class"]))
-    rejected = np.array([i for i in pool[np.argsort(-scores[pool], kind="stable")] if i not in set(keep.tolist())])
+    rejected = _rejected(pool[np.argsort(-scores[pool], kind="stable")], keep)
     _preview(train.images(ctx.cfg.image_size), keep, rejected, scores, ctx.work / "preview.npz")
     return {"n_candidates": int(len(pool)), "n_selected": int(len(keep)), "info": flt.info()}
 
@@ -228,7 +236,11 @@ def _run_synth(u: Unit, ctx: Ctx) -> dict[str, Any]:
         kw = {"source": ctx.data.train, "source_class": s["source_class"]}
     else:
         kw = {"class_distribution": s["class_distribution"]}
-    out = gen.generate(n, out=ctx.work / "set.h5", seed=s["seed"], resume=True, progress=ctx.progress, **kw)
+    target = ctx.work / "set.h5"
+    if target.exists():  # finished before a kill, but the unit was not marked done yet
+        out = ae.SyntheticSet.open(target)
+    else:
+        out = gen.generate(n, out=target, seed=s["seed"], resume=True, progress=ctx.progress, **kw)
     return {"n": len(out), "class_counts": out.class_counts()}
 
 
@@ -242,7 +254,8 @@ def _run_filtered(u: Unit, ctx: Ctx) -> dict[str, Any]:
     flt = ae.create_filter(s["filter"], **s["config"])
     clf = ae.load_run(ctx.dep("clffit")["dir"] / "run", kind="classifier")
     scores = np.asarray(flt.score(src, classifier=clf, target_class=s["target_class"]), np.float64)
-    keep = np.asarray(flt.select(src, classifier=clf, target_class=s["target_class"], seed=s["seed"]), np.int64)
+    keep = np.asarray(flt.select(src, classifier=clf, target_class=s["target_class"], seed=s["seed"],
+                                 scores=scores), np.int64)
     need = _count(s["amount"], len(ctx.data.train))
     if len(keep) < need:
         raise DataError(f"filter {s['filter']!r}: kept {len(keep)} of {len(src)} generated images, the arm needs "
@@ -253,8 +266,7 @@ def _run_filtered(u: Unit, ctx: Ctx) -> dict[str, Any]:
     part.unlink(missing_ok=True)
     res = write_filtered_set(src, keep, scores, out, filter_name=s["filter"], filter_config=s["config"],
                              filter_info=flt.info(), force=True)
-    rejected = np.setdiff1d(np.argsort(-scores, kind="stable"), keep, assume_unique=True)
-    rejected = np.array([i for i in np.argsort(-scores, kind="stable") if i in set(rejected.tolist())])
+    rejected = _rejected(np.argsort(-scores, kind="stable"), keep)
     _preview(src.images(), keep, rejected, scores, ctx.work / "preview.npz")
     return {"n": len(res), "n_candidates": len(src), "class_counts": res.class_counts(), "info": flt.info()}
 

@@ -36,7 +36,7 @@ class AugengineGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted: nothing finished was lost; run the same command with --resume to continue", err=True)
             sys.exit(130)
-        except AugengineError as e:
+        except (AugengineError, OSError) as e:
             if _verbose():
                 traceback.print_exc()
             click.echo(f"error: {e}", err=True)
@@ -65,18 +65,14 @@ def main():
 
 
 def _register_commands() -> None:
-    from augengine.cli import plugins_cmd, run_cmds
+    from augengine.cli import plugins_cmd, run_cmds  # noqa: I001 - registration order = help order
 
     plugins_cmd.register(main)
     run_cmds.register(main)
-    for modname in ("data_cmd", "bench_cmd"):
-        try:
-            mod = __import__(f"augengine.cli.{modname}", fromlist=["register"])
-        except ModuleNotFoundError as e:
-            if e.name != f"augengine.cli.{modname}":
-                raise
-            continue
-        mod.register(main)
+    from augengine.cli import bench_cmd, data_cmd
+
+    data_cmd.register(main)
+    bench_cmd.register(main)
 
 
 _register_commands()

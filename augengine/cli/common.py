@@ -48,6 +48,9 @@ def data_options(f):
                      help="Dataset path (HAM10000, ISIC 2019, class folders, .npz) or 'demo'.")(f)
     f = click.option("--split", "split_path", type=click.Path(dir_okay=False, path_type=Path),
                      help="Split file from 'augengine data split' (default: the data's default split).")(f)
+    f = click.option("--split-seed", type=int, default=0, show_default=True,
+                     help="Seed of the default split (used without --split). Independent of --seed, so runs "
+                          "with different seeds share one split and no test image leaks into training.")(f)
     return f
 
 
@@ -66,14 +69,14 @@ def build_plugin_config(cls, config_file: Path | None, overrides: tuple[str, ...
     return validate_config(cls.Config, data, owner=owner)
 
 
-def load_data_split(data: str, split_path: Path | None, seed: int):
-    """(table, split) for --data/--split; the default split when no split file is given."""
+def load_data_split(data: str, split_path: Path | None, split_seed: int = 0):
+    """(table, split) for --data/--split; the default split (from ``split_seed``) without a split file."""
     import augengine.data as D
 
     table = D.load_dataset(data)
     if split_path is not None:
         return table, D.load_split(split_path, table)
-    return table, D.default_split(table, seed=seed)
+    return table, D.default_split(table, seed=split_seed)
 
 
 def pick_subset(split, subset: str):

@@ -24,7 +24,7 @@ from augengine.cli.common import (
 )
 from augengine.errors import DataError
 from augengine.registry import get_plugin_class, resolve_name
-from augengine.runs import load_run, read_run_record
+from augengine.runs import atomic_write_json, load_run, read_run_record
 from augengine.runtime import seed_everything
 
 
@@ -40,7 +40,7 @@ from augengine.runtime import seed_everything
 @common_options
 @with_example("augengine fit acgan --data demo --out runs/acgan -o image_size=32 -o iterations=200\n"
               "augengine fit resnet --data demo --out runs/clf -o arch=resnet18 -o image_size=64")
-def fit_command(name, data, split_path, out, config_file, overrides, resume, synthetic, amount, seed, device):
+def fit_command(name, data, split_path, split_seed, out, config_file, overrides, resume, synthetic, amount, seed, device):
     """Train a generator or a classifier plugin on the real training split."""
     kind, pname = resolve_name(name)
     if kind not in ("generator", "classifier"):
@@ -49,7 +49,7 @@ def fit_command(name, data, split_path, out, config_file, overrides, resume, syn
     config = build_plugin_config(cls, config_file, overrides, device)
     if resume and not (out / "run.json").exists() and not any(out.glob("*.pt")):
         click.echo(f"note: --resume given but {out} holds no checkpoint; starting a new run", err=True)
-    table, split = load_data_split(data, split_path, seed)
+    table, split = load_data_split(data, split_path, split_seed)
     seed_everything(seed)
     plugin = cls(config)
     click.echo(f"fit {kind}:{pname} on {len(split.train)} training images → {out}", err=True)
@@ -64,6 +64,10 @@ def fit_command(name, data, split_path, out, config_file, overrides, resume, syn
         plugin.fit(split.train, val=split.val, synthetic=sets, amount=parse_amount(amount), run_dir=out,
                    resume=resume, seed=seed)
     plugin.save(out)
+    record = read_run_record(out)
+    record.update({"data": str(data), "split_sha256": split.sha256(), "split_file": str(split_path or ""),
+                   "split_seed": split_seed, "seed": seed})
+    atomic_write_json(out / "run.json", record)
     click.echo(str(out))
 
 
@@ -77,6 +81,7 @@ def fit_command(name, data, split_path, out, config_file, overrides, resume, syn
 @click.option("--source", "source_data", help="Translators: the dataset to translate from (path or 'demo').")
 @click.option("--source-class", help="Translators: translate only images of this class (e.g. NV).")
 @click.option("--split", "split_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--split-seed", type=int, default=0, show_default=True, help="Seed of --source's default split.")
 @click.option("--subset", default="train", show_default=True, help="Translators: which split of --source.")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="SyntheticSet .h5 file.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted set (<out>.partial.h5).")
@@ -85,7 +90,7 @@ def fit_command(name, data, split_path, out, config_file, overrides, resume, syn
 @common_options
 @with_example("augengine generate acgan --run runs/acgan --n 500 --out acgan.h5\n"
               "augengine generate cyclegan --run runs/nv2mel --source demo --source-class NV --n 200 --out mel.h5")
-def generate_command(name, run_dir, n, per_class, class_distribution, source_data, source_class, split_path, subset,
+def generate_command(name, run_dir, n, per_class, class_distribution, source_data, source_class, split_path, split_seed, subset,
                      out, resume, force, batch_size, seed, device):
     """Write a SyntheticSet with a trained generator."""
     kind, pname = resolve_name(name, "generator")
@@ -97,7 +102,7 @@ def generate_command(name, run_dir, n, per_class, class_distribution, source_dat
     if gen.mode == "translate":
         if source_data is None:
             raise DataError(f"generator {pname!r} translates images: give --source DATA (and --source-class)")
-        _, split = load_data_split(source_data, split_path, seed)
+        _, split = load_data_split(source_data, split_path, split_seed)
         source = pick_subset(split, subset)
     elif n is None and not per_class:
         raise DataError("--n or --per-class: say how many images to generate")
@@ -123,7 +128,7 @@ def generate_command(name, run_dir, n, per_class, class_distribution, source_dat
 @common_options
 @with_example("augengine filter path-rank --classifier runs/clf --data demo --class MEL -o alpha=0.25 --out sel.json\n"
               "augengine filter path-rank --classifier runs/clf --input mel.h5 --class MEL -o alpha=0.5 --out mel-top.h5")
-def filter_command(name, classifier_run, input_set, data, split_path, subset, target_class, config_file, overrides,
+def filter_command(name, classifier_run, input_set, data, split_path, split_seed, subset, target_class, config_file, overrides,
                    out, force, seed, device):
     """Keep the top of a set (or of a real class) by a filter's score."""
     from augengine.selection import selection_record, write_filtered_set, write_selection
@@ -132,11 +137,12 @@ def filter_command(name, classifier_run, input_set, data, split_path, subset, ta
     kind, pname = resolve_name(name, "filter")
     cls = get_plugin_class(kind, pname)
     flt = cls(build_plugin_config(cls, config_file, overrides, device))
-    clf = load_run(classifier_run, kind="classifier") if classifier_run else None
+    dev = None if device == "auto" else device
+    clf = load_run(classifier_run, kind="classifier", device=dev) if classifier_run else None
     if input_set is not None:
         images = SyntheticSet.open(input_set)
     else:
-        _, split = load_data_split(data, split_path, seed)
+        _, split = load_data_split(data, split_path, split_seed)
         images = pick_subset(split, subset)
     scores = flt.score(images, classifier=clf, target_class=target_class)
     keep = flt.select(images, classifier=clf, target_class=target_class, seed=seed, scores=scores)
@@ -171,7 +177,7 @@ def filter_command(name, classifier_run, input_set, data, split_path, subset, ta
 @click.option("--json", "as_json", is_flag=True, help="Print metrics as JSON.")
 @common_options
 @with_example("augengine evaluate benefit --classifier runs/clf-synth --baseline runs/clf-real --data demo --out eval/")
-def evaluate_command(name, classifier_runs, baseline_runs, set_path, data, split_path, subset, test_data, config_file,
+def evaluate_command(name, classifier_runs, baseline_runs, set_path, data, split_path, split_seed, subset, test_data, config_file,
                      overrides, out, as_json, seed, device):
     """Metrics with confidence intervals (and a verdict against a baseline)."""
     import augengine.data as D
@@ -180,9 +186,12 @@ def evaluate_command(name, classifier_runs, baseline_runs, set_path, data, split
     kind, pname = resolve_name(name, "evaluator")
     cls = get_plugin_class(kind, pname)
     ev = cls(build_plugin_config(cls, config_file, overrides, device))
-    table, split = load_data_split(data, split_path, seed)
-    clfs = [load_run(r, kind="classifier") for r in classifier_runs]
-    base = [load_run(r, kind="classifier") for r in baseline_runs]
+    table, split = load_data_split(data, split_path, split_seed)
+    for r in (*classifier_runs, *baseline_runs):
+        _check_same_split(r, split)
+    dev = None if device == "auto" else device
+    clfs = [load_run(r, kind="classifier", device=dev) for r in classifier_runs]
+    base = [load_run(r, kind="classifier", device=dev) for r in baseline_runs]
     external = {}
     for p in test_data:
         t = D.load_dataset(p)
@@ -207,6 +216,16 @@ def evaluate_command(name, classifier_runs, baseline_runs, set_path, data, split
         for v in result.verdicts:
             if v not in shown:
                 click.echo(v)
+
+
+def _check_same_split(run_dir: Path, split) -> None:
+    """A classifier evaluated on another split than it was trained on may have seen the test images."""
+    rec = read_run_record(run_dir)
+    trained_on = rec.get("split_sha256")
+    if trained_on and trained_on != split.sha256():
+        raise DataError(f"{run_dir}: trained on another split (split_sha256 {trained_on[:12]}…, here "
+                        f"{split.sha256()[:12]}…); its test images may be training images: pass the same "
+                        "--split file or --split-seed it was trained with")
 
 
 def register(main: click.Group) -> None:

@@ -163,12 +163,9 @@ class Split:
 
     def save(self, path: str | Path) -> Path:
         """Write the split file (JSON) atomically; returns its path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1))
-        tmp.replace(path)
-        return path
+        from augengine.runs import atomic_write_text
+
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
 
     def sha256(self) -> str:
         """Hash of the split (dataset fingerprint + assignment), for provenance records."""

@@ -247,6 +247,8 @@ class ImageTable:
 
         key = (int(size), interpolation, crop)
         if key not in self._decoded:
+            while len(self._decoded) >= 2:  # keep the two most recent sizes in memory
+                self._decoded.pop(next(iter(self._decoded)))
             self._decoded[key] = decoded_images(self, int(size), interpolation=interpolation, crop=crop,
                                                 progress=progress)
         return self._decoded[key]

@@ -462,12 +462,10 @@ class AcganGenerator(augengine.Generator):
         rows = [json.loads(x) for x in p.read_text().splitlines() if x.strip()]
         if not rows:
             return
-        import matplotlib
+        from matplotlib.figure import Figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(7, 4))
+        fig = Figure(figsize=(7, 4))
+        ax = fig.subplots()
         steps = [r["step"] for r in rows]
         for key in ("loss_d", "loss_g", "d_class", "g_class"):
             ax.plot(steps, [r[key] for r in rows], label=key, lw=1)
@@ -477,7 +475,6 @@ class AcganGenerator(augengine.Generator):
         ax.set_title("ACGAN losses")
         fig.tight_layout()
         fig.savefig(run_dir / "losses.png", dpi=100)
-        plt.close(fig)
 
     # -- sampling ------------------------------------------------------------------------
     @torch.no_grad()

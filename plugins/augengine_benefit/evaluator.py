@@ -189,7 +189,9 @@ class BenefitEvaluator(augengine.Evaluator):
         res["notes"] = notes
         verdict = None
         if base_r:
-            base_summary, base_boot = self._summarise(base_r, class_names, counts, seed + 2)
+            # equal seed counts are paired by seed: the same seed draws in both hierarchical resamples
+            base_seed = (seed + 1) if len(arms) == len(bases) else seed + 2
+            base_summary, base_boot = self._summarise(base_r, class_names, counts, base_seed)
             res["baseline"] = base_summary
             res["baseline"]["confusion_matrix"] = self._confusion(base_r, class_names)
             res["difference"] = self._difference(arm_summary, base_summary, arm_boot, base_boot, class_names, counts)
@@ -348,9 +350,6 @@ class BenefitEvaluator(augengine.Evaluator):
 
     @staticmethod
     def _confusion_png(cm, class_names, title) -> bytes:
-        import matplotlib
-
-        matplotlib.use("Agg")
         from matplotlib.figure import Figure
 
         counts = np.asarray(cm["counts"])

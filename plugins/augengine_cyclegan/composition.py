@@ -29,7 +29,7 @@ from pydantic import Field
 
 import augengine as ae
 from augengine.errors import ConfigError, DataError, PluginError
-from augengine.generator import image_seeds
+
 from augengine.runs import read_run_record, write_run_record
 
 __all__ = ["SourceTranslatorComposition", "CompositionConfig"]
@@ -63,8 +63,8 @@ class SourceTranslatorComposition(ae.Generator):
     # -- parts -------------------------------------------------------------------------
     def _check_parts(self) -> None:
         c = self.config
-        src_cls = ae.registry.get_plugin_class("generator", c.source)
-        tr_cls = ae.registry.get_plugin_class("generator", c.translator)
+        src_cls = ae.get_plugin_class("generator", c.source)
+        tr_cls = ae.get_plugin_class("generator", c.translator)
         if getattr(src_cls, "mode", "noise") != "noise":
             raise ConfigError(f"generator {self.name!r}: config key 'source': {c.source!r} is a translator; "
                               "expected a noise generator")
@@ -81,8 +81,12 @@ class SourceTranslatorComposition(ae.Generator):
         return cfg
 
     def _record(self, run_dir: Path, source_dir: Path, done: list[str]) -> None:
+        # a source inside the run directory is recorded relative to it, so the run can move
+        src = Path(source_dir)
+        if src.resolve().is_relative_to(Path(run_dir).resolve()):
+            src = src.resolve().relative_to(Path(run_dir).resolve())
         write_run_record(run_dir, self, class_names=self.class_names, train_counts=self.train_counts,
-                         source_dir=str(source_dir), finished_classes=done,
+                         source_dir=str(src), finished_classes=done,
                          translator_dirs={c: f"translators/{c}" for c in done})
 
     def fit(self, train: ae.ImageSet, *, val=None, run_dir=None, resume: bool = False, seed: int = 0,
@@ -144,10 +148,10 @@ class SourceTranslatorComposition(ae.Generator):
                 continue
             n = c.samples_per_class
             labels = np.full(n, k, dtype=np.int64)
-            seeds = image_seeds(seed + 7919 * (k + 1), n)
+            seeds = ae.image_seeds(seed + 7919 * (k + 1), n)
             xs = ae.ArrayImageSet(self.source.sample(labels, seeds), labels, self.class_names,
                                   ids=[f"source:{cname}:{i}" for i in range(n)])
-            ys = train.subset(real_idx) if train.size is not None else _subset_at(train, real_idx, self.image_size)
+            ys = train.subset(real_idx)  # a view: the translator decodes it at its own load size
             tr = ae.create_generator(c.translator, **self._part_config(c.translator_config))
             tr.fit(ys, x=xs, y=ys, run_dir=tdir, resume=resume, seed=seed + k, progress=progress)
             tr.save(tdir)
@@ -211,7 +215,7 @@ class SourceTranslatorComposition(ae.Generator):
         self = cls(**rec["config"])
         dev = device or self.config.device
         source_dir = Path(rec["source_dir"])
-        if not source_dir.is_absolute() and not source_dir.exists():
+        if not source_dir.is_absolute():
             source_dir = run_dir / source_dir
         self.source = ae.load_run(source_dir, kind="generator", device=dev)
         self._source_dir = source_dir
@@ -234,9 +238,3 @@ def _mark_done(run_dir: Path) -> None:
     rec = json.loads(p.read_text())
     rec["composition_part_done"] = True
     atomic_write_json(p, rec)
-
-
-def _subset_at(images: ae.ImageSet, idx: np.ndarray, size: int) -> ae.ArrayImageSet:
-    """Subset of an ImageSet without a native size, decoded at ``size``."""
-    return ae.ArrayImageSet(images.images(size)[idx], images.labels[idx], images.class_names,
-                            ids=[images.ids[i] for i in idx])

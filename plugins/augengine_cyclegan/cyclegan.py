@@ -158,7 +158,7 @@ class CycleGanGenerator(ae.Generator):
         if y is not None:
             ys, yi = y, np.arange(len(y))
         else:
-            ys = _load_dataset(c.target_data) if c.target_data else train
+            ys = _load_dataset(c.target_data, c.crop_from) if c.target_data else train
             if c.y_class is None and not c.target_data:
                 raise ConfigError("generator 'cyclegan': config key 'y_class' is required to take domain Y "
                                   "from the training data (e.g. -o y_class=MEL)")
@@ -513,13 +513,6 @@ def _fingerprint(t: torch.Tensor) -> str:
     return hashlib.sha256(t.numpy().tobytes()).hexdigest()
 
 
-def _load_dataset(path: str) -> ae.ImageSet:
-    """A whole dataset as an ImageSet (for ``target_data``)."""
-    data = ae.load_dataset(path)
-    if isinstance(data, ae.ImageSet):
-        return data
-    for attr in ("imageset", "as_imageset", "to_imageset"):
-        if hasattr(data, attr):
-            obj = getattr(data, attr)
-            return obj() if callable(obj) else obj
-    raise DataError(f"{path}: target_data did not load as an image set")
+def _load_dataset(path: str, size: int) -> ae.ImageSet:
+    """A whole dataset as an ImageSet (for ``target_data``), decoded at ``size``."""
+    return ae.load_dataset(path).image_set(size=size)

@@ -126,9 +126,6 @@ def lr_range_test(
 
 def plot_lr_curve(result: LRFinderResult, title: str = "learning-rate range test") -> bytes:
     """PNG bytes of the smoothed loss against the learning rate (log axis), suggestion marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(5, 3.5), dpi=100)

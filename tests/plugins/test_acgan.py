@@ -27,15 +27,6 @@ TINY16 = {"image_size": 16, "g_channels": [16], "d_channels": [8, 8, 16, 16, 16,
 TINY32 = {**TINY16, "image_size": 32, "g_channels": [16, 8]}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Shared 2-core machine: one intra-op thread avoids OpenMP spin-waits under contention."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class TestAcganContract(GeneratorContract):
     plugin_name = "acgan"
     config = TINY16

@@ -27,15 +27,6 @@ TINY = {"image_size": 32, "x_class": "NV", "y_class": "MEL", "ngf": 4, "ndf": 4,
         "sample_every": 0, "log_every": 1, "pool_size": 3}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Shared 2-core machine: one intra-op thread (also makes runs bit-reproducible across processes)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class TestCycleGanContract(GeneratorContract):
     plugin_name = "cyclegan"
     config = TINY

@@ -13,15 +13,6 @@ from augengine.testing import ClassifierContract, tiny_imageset
 import augengine_resnet
 from augengine_resnet import ResnetClassifier, build_model, load_pretrained, lr_range_test
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread is faster and immune to a busy shared CPU (spinning OpenMP threads)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 TINY = {"arch": "test_resnet", "image_size": 16, "epochs": 2, "batch_size": 8, "lr": 3e-3, "precision": "fp32"}
 
 
