@@ -4,7 +4,9 @@ The learning rate grows exponentially from ``start_lr`` to ``end_lr`` over ``num
 one mini-batch each; the loss is smoothed with an exponential moving average (bias-corrected),
 the sweep stops once the smoothed loss exceeds ``diverge_factor`` × its minimum, and the
 suggestion is the learning rate where the smoothed loss falls fastest (steepest negative slope
-against log LR). The model and optimizer are restored afterwards.
+against log LR), capped at a tenth of the rate at the loss minimum (fastai's older "min/10"
+rule): on HAM10000 from random init the steepest point alone gave 6.6e-2 for AdamW, and a
+ResNet-18 did not learn at it. The model and optimizer are restored afterwards.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ class LRFinderResult:
         lrs: learning rates tried (one per step).
         losses: smoothed losses at those rates.
         raw_losses: un-smoothed losses.
-        suggestion: the rate at the steepest descent of the smoothed loss.
+        suggestion: the rate at the steepest descent of the smoothed loss, at most a tenth of
+            the rate at its minimum.
     """
 
     lrs: list[float]
@@ -121,6 +124,7 @@ def lr_range_test(
     if not lrs:
         return LRFinderResult([], [], [], float("nan"))
     sug = _steepest(np.asarray(lrs), np.asarray(smoothed), skip_start, skip_end)
+    sug = min(sug, float(lrs[int(np.argmin(smoothed))]) / 10.0)
     return LRFinderResult(lrs, smoothed, raw, sug)
 
 
