@@ -22,13 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from augengine.runtime import cpu_model
 
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        return next((l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name")), "?")
-    except OSError:
-        return "?"
 
 
 def smoke_toml(path: Path) -> Path:
