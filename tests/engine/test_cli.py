@@ -9,14 +9,6 @@ import augengine as ae
 from augengine.cli import main
 
 
-@pytest.fixture(autouse=True)
-def fresh(monkeypatch):
-    monkeypatch.delenv("AUGENGINE_LOAD_PLUGINS", raising=False)
-    ae.reset_plugins()
-    yield
-    ae.reset_plugins()
-
-
 def run(*args, env=None):
     return CliRunner().invoke(main, list(args), env=env)
 

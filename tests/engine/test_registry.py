@@ -10,14 +10,6 @@ from augengine import registry
 from augengine.errors import ConfigError, PluginLoadError, PluginNotFoundError
 
 
-@pytest.fixture(autouse=True)
-def fresh_registry(monkeypatch):
-    monkeypatch.delenv("AUGENGINE_LOAD_PLUGINS", raising=False)
-    ae.reset_plugins()
-    yield
-    ae.reset_plugins()
-
-
 def _module(name, **hooks):
     mod = types.ModuleType(name)
     for hook, fn in hooks.items():
