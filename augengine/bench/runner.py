@@ -170,11 +170,10 @@ def _run_clffit(u: Unit, ctx: Ctx) -> dict[str, Any]:
     # Interrupted classifier fits start over: a resnet fit resumed after SIGKILL mid-run was
     # measured not to be bit-identical to an uninterrupted one (the 5-kill run of the quick
     # preset), while a fresh fit with the same seed is. Generator fits resume exactly (tested).
-    resume = False
     if run.exists():
         shutil.rmtree(run)
     ae.seed_everything(s["seed"])
-    clf.fit(ctx.data.train, val=ctx.data.val, synthetic=synthetic, amount=amount, run_dir=run, resume=resume,
+    clf.fit(ctx.data.train, val=ctx.data.val, synthetic=synthetic, amount=amount, run_dir=run, resume=False,
             seed=s["seed"], progress=ctx.progress)
     clf.save(run)
     return {"amount_count": amount or 0, "n_train_real": len(ctx.data.train)}
