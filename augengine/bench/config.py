@@ -176,7 +176,7 @@ class BenchConfig(_Model):
     classifier_seeds: list[int] = Field([0, 1])
     generator_seeds: list[int] = Field([0])
     focus_class: str = Field("MEL", description="the class of the Table 3 columns and the MEL plots")
-    resume_fits: bool = Field(True, description="continue interrupted generator fits from their checkpoints (classifier fits restart from scratch)")
+    resume_fits: bool = Field(True, description="continue interrupted generator and classifier fits from their checkpoints")
     plugin_modules: list[str] = Field(default_factory=list,
                                       description="extra modules registered as plugins (no entry point needed)")
 

@@ -167,13 +167,11 @@ def _run_clffit(u: Unit, ctx: Ctx) -> dict[str, Any]:
         synthetic = [SyntheticSet.open(finals[0]["dir"] / "set.h5")]
         amount = _count(s["amount"], len(ctx.data.train))
     run = ctx.work / "run"
-    # Interrupted classifier fits start over: a resnet fit resumed after SIGKILL mid-run was
-    # measured not to be bit-identical to an uninterrupted one (the 5-kill run of the quick
-    # preset), while a fresh fit with the same seed is. Generator fits resume exactly (tested).
-    if run.exists():
-        shutil.rmtree(run)
+    # an interrupted fit continues from its last epoch checkpoint, bit-identical to an
+    # uninterrupted fit (tests/plugins/test_resnet.py::test_resume_after_sigkill_is_bit_identical)
+    resume = ctx.cfg.resume_fits and _has_checkpoint(run)
     ae.seed_everything(s["seed"])
-    clf.fit(ctx.data.train, val=ctx.data.val, synthetic=synthetic, amount=amount, run_dir=run, resume=False,
+    clf.fit(ctx.data.train, val=ctx.data.val, synthetic=synthetic, amount=amount, run_dir=run, resume=resume,
             seed=s["seed"], progress=ctx.progress)
     clf.save(run)
     return {"amount_count": amount or 0, "n_train_real": len(ctx.data.train)}

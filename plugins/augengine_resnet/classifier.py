@@ -356,7 +356,6 @@ class ResnetClassifier(augengine.Classifier):
         if resume and run_dir is not None and (run_dir / TRAIN_STATE).is_file():
             resumed = load_checkpoint(run_dir / TRAIN_STATE, map_location=self.device)
             model.load_state_dict(resumed["model"])
-            optimizer.load_state_dict(resumed["optimizer"])
             if ema is not None and resumed.get("ema") is not None:
                 ema.load_state_dict(resumed["ema"])
             best_model = resumed.get("best_model")
@@ -398,6 +397,9 @@ class ResnetClassifier(augengine.Classifier):
         )
         if resumed is not None:
             scheduler.load_state_dict(resumed["scheduler"])
+            # OneCycleLR's constructor resets every group's lr and betas to the schedule's first
+            # step; the saved optimizer state holds the values of the step the run was killed at
+            optimizer.load_state_dict(resumed["optimizer"])
 
         eval_model = ema.module if ema is not None else model
         epochs_file = run_dir / "epochs.jsonl" if run_dir is not None else None

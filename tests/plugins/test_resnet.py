@@ -194,6 +194,63 @@ def test_nan_loss_stops_names_step_keeps_checkpoint_and_resume_matches(tmp_path,
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3]
 
 
+_KILL_SCRIPT = """
+import os, signal, sys
+import torch
+torch.set_num_threads(1)
+import augengine_resnet.classifier as mod
+from augengine.testing import tiny_imageset
+
+real_save = mod.save_checkpoint
+def save_then_die(state, path):
+    real_save(state, path)
+    if state.get("epoch") == {kill_at}:
+        os.kill(os.getpid(), signal.SIGKILL)
+mod.save_checkpoint = save_then_die
+train = tiny_imageset(n_per_class=8, size=16, seed=0)
+val = tiny_imageset(n_per_class=4, size=16, seed=1)
+mod.ResnetClassifier({config}).fit(train, val=val, run_dir=sys.argv[1], seed=4, progress=False)
+"""
+
+
+def test_resume_after_sigkill_is_bit_identical(tmp_path):
+    """Killed after epoch 2's checkpoint, resumed: weights, optimizer (lr, betas, moments), EMA and
+    history equal an uninterrupted run bit for bit — the OneCycle schedule included."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    cfg = {**TINY, "epochs": 4, "augment": "strong", "ema_decay": 0.9, "label_smoothing": 0.1,
+           "class_balanced_sampling": True}
+    run = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(_KILL_SCRIPT.format(kill_at=2, config=repr(cfg))),
+                           str(run)], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert ae.load_checkpoint(run / "train_state.pt")["epoch"] == 2
+    train, val = _sets()
+    resumed = ae.create_classifier("resnet", **cfg).fit(train, val=val, run_dir=run, resume=True, seed=4,
+                                                           progress=False)
+    full = ae.create_classifier("resnet", **cfg).fit(train, val=val, run_dir=tmp_path / "full", seed=4,
+                                                        progress=False)
+    a, b = ae.load_checkpoint(run / "train_state.pt"), ae.load_checkpoint(tmp_path / "full" / "train_state.pt")
+    for part in ("model", "ema", "best_model"):
+        assert a[part].keys() == b[part].keys()
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), f"{part}.{k} differs after resume"
+    assert a["optimizer"]["param_groups"] == b["optimizer"]["param_groups"]
+    for i, st in a["optimizer"]["state"].items():
+        for k, v in st.items():
+            assert torch.equal(v, b["optimizer"]["state"][i][k]), f"optimizer state {i}.{k} differs"
+    assert a["scheduler"] == b["scheduler"]
+    strip = lambda h: [{k: v for k, v in r.items() if "second" not in k and k != "images_per_s"} for r in h]
+    assert strip(a["history"]) == strip(b["history"])
+    np.testing.assert_array_equal(resumed.predict_proba(val), full.predict_proba(val))
+    assert [json.loads(x)["epoch"] for x in (run / "epochs.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
+
+
 def test_not_trained_and_class_space_errors():
     clf = ResnetClassifier(**TINY)
     with pytest.raises(ae.PluginError):
