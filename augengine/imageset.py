@@ -97,6 +97,28 @@ class ImageSet(Dataset):
         any size (no upsampling of an already-resized copy)."""
         return SubsetImageSet(self, indices)
 
+    def relabel(self, class_names: Sequence[str], where: str = "relabel") -> "SubsetImageSet":
+        """This set in another class space, matched by name (case-insensitive): a view whose
+        labels index ``class_names``. Classes of ``class_names`` that this set lacks simply have
+        no images; a class of this set missing from ``class_names`` is a DataError naming it.
+
+        Used for external test sets whose class list differs from the classifier's (another
+        clinic's MEL/NV-only set evaluated by a seven-class classifier).
+        """
+        target = [str(c) for c in class_names]
+        lookup = {c.lower(): i for i, c in enumerate(target)}
+        unknown = [c for c in self.class_names if c.lower() not in lookup]
+        if unknown:
+            present = [c for c in unknown if self.class_counts()[c] > 0]
+            if present:
+                raise DataError(f"{where}: classes {present} of this set are not in the class space {target} "
+                                f"(images of them cannot be scored; drop them or train on them)")
+        mapping = np.array([lookup.get(c.lower(), -1) for c in self.class_names], dtype=np.int64)
+        view = SubsetImageSet(self, np.arange(len(self)))
+        view.labels = mapping[np.asarray(self.labels, dtype=np.int64)] if len(self) else np.zeros(0, np.int64)
+        view.class_names = target
+        return view
+
     def fingerprint(self) -> str:
         """SHA-256 over labels, class names and pixels at native size (stable across runs)."""
         h = hashlib.sha256()

@@ -128,9 +128,12 @@ class BenefitEvaluator(augengine.Evaluator):
         for clf in arms + bases:
             if list(clf.class_names) != class_names:
                 raise DataError(f"evaluator 'benefit': classifiers disagree on the class space: {clf.class_names} vs {class_names}")
-        for k, s in sets.items():
+        mapped = {}
+        for k, s in list(sets.items()):
             if list(s.class_names) != class_names:
-                raise DataError(f"evaluator 'benefit': set {k!r} has classes {list(s.class_names)}, the classifier {class_names}")
+                # another class list (an external clinic's MEL/NV-only set): match classes by name
+                sets[k] = s.relabel(class_names, where=f"evaluator 'benefit': set {k!r}")
+                mapped[k] = list(s.class_names)
         order = [c for c in FIRST if c in class_names] + [c for c in class_names if c not in FIRST]
 
         out = augengine.Evaluation(metrics={
@@ -139,7 +142,8 @@ class BenefitEvaluator(augengine.Evaluator):
             "n_seeds": {"arm": len(arms), "baseline": len(bases)}, "sets": {},
         })
         for set_name, s in sets.items():
-            res, tables, fig, verdict = self._evaluate_set(set_name, s, arms, bases, class_names, order, seed, names)
+            res, tables, fig, verdict = self._evaluate_set(set_name, s, arms, bases, class_names, order, seed, names,
+                                                            mapped)
             out.metrics["sets"][set_name] = res
             out.tables.update(tables)
             out.figures[f"confusion_{set_name.replace(':', '_')}"] = fig
@@ -156,7 +160,7 @@ class BenefitEvaluator(augengine.Evaluator):
             raise PluginError(f"evaluator 'benefit': {what} must be a trained classifier or a list of them")
         return xs
 
-    def _evaluate_set(self, set_name, s, arms, bases, class_names, order, seed, names):
+    def _evaluate_set(self, set_name, s, arms, bases, class_names, order, seed, names, mapped=()):
         cfg = self.config
         c = len(class_names)
         y = np.asarray(s.labels, dtype=np.int64)
@@ -186,6 +190,8 @@ class BenefitEvaluator(augengine.Evaluator):
         arm_summary, arm_boot = self._summarise(arm_r, class_names, counts, seed + 1)
         res.update(arm_summary)
         res["confusion_matrix"] = self._confusion(arm_r, class_names)
+        if set_name in mapped:
+            notes.insert(0, f"class list {mapped[set_name]} mapped by name onto the classifier's {list(class_names)}")
         res["notes"] = notes
         verdict = None
         if base_r:

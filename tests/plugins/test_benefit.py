@@ -147,6 +147,26 @@ def test_external_sets_reported_apart():
     assert "table2_external_clinic2" in res.tables and "confusion_external_clinic2" in res.figures
 
 
+def test_external_set_with_another_class_list_is_mapped_by_name():
+    """Another clinic's set with only nevi and melanomas, its own class order and spelling."""
+    test, y, p, q = _problem(n=200, seed=5)
+    rng = np.random.default_rng(0)
+    y_ext = rng.integers(0, 2, 200)  # 0 = nv, 1 = Mel in the clinic's own class list
+    ext = ae.ArrayImageSet(np.zeros((200, 4, 4, 3), np.uint8), y_ext, ["nv", "Mel"])
+    res = ae.create_evaluator("benefit", n_boot=200).evaluate(Fixed(p), test, baseline=Fixed(q),
+                                                              external={"clinic2": ext})
+    m = res.metrics["sets"]["external:clinic2"]
+    y_mapped = np.where(y_ext == 0, NAMES.index("NV"), NAMES.index("MEL"))
+    assert m["overall"]["accuracy"]["value"] == pytest.approx((p.argmax(1) == y_mapped).mean())
+    assert m["class_counts"]["NV"] == int((y_ext == 0).sum()) and m["class_counts"]["BCC"] == 0
+    assert m["per_class"]["BCC"]["recall"] is None and m["per_class"]["BCC"]["support"] == 0  # undefined, not 0
+    assert "mapped by name" in m["notes"][0] and "['nv', 'Mel']" in m["notes"][0]
+    # a class the classifier does not know is an error that names it
+    bad = ae.ArrayImageSet(np.zeros((4, 4, 4, 3), np.uint8), np.array([0, 1, 2, 2]), ["NV", "MEL", "SEK"])
+    with pytest.raises(DataError, match=r"'external:clinic3'.*\['SEK'\] of this set are not in the class space"):
+        ae.create_evaluator("benefit", n_boot=100).evaluate(Fixed(p[:4]), external={"clinic3": bad})
+
+
 def test_bad_inputs():
     test, y, p, _ = _problem(n=50)
     ev = ae.create_evaluator("benefit", n_boot=100)
