@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 
@@ -10,7 +11,7 @@ import torch
 
 from augengine.errors import ConfigError
 
-__all__ = ["select_device", "seed_everything", "autocast_dtype"]
+__all__ = ["select_device", "seed_everything", "autocast_dtype", "autocast_context", "resolve_channels_last"]
 
 
 def select_device(name: str | torch.device | None = "auto") -> torch.device:
@@ -56,6 +57,24 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if cpu_supports_bf16() else None
+
+
+def autocast_context(device: torch.device, dtype: torch.dtype | None):
+    """``torch.autocast`` to ``dtype`` on ``device``, or a null context when ``dtype`` is None (fp32)."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def resolve_channels_last(setting: bool | str, device: torch.device, amp_dtype: torch.dtype | None) -> bool:
+    """The channels-last choice of every plugin: ``"auto"`` = on with autocast or on CUDA (measured
+    slower in fp32 on CPUs without native bf16: ResNet-18 0.87×, ACGAN 0.84×, CycleGAN 0.98×);
+    ``True``/``"on"`` and ``False``/``"off"`` force it."""
+    if setting == "auto":
+        return device.type == "cuda" or amp_dtype is not None
+    if isinstance(setting, str):
+        return setting == "on"
+    return bool(setting)
 
 
 def cpu_model() -> str:

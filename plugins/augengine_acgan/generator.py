@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 from pathlib import Path
@@ -18,7 +17,7 @@ import augengine
 from augengine.errors import ConfigError, DataError, PluginError, TrainingDiverged
 from augengine.images import from_model, to_model
 from augengine.runs import load_checkpoint, save_checkpoint, write_run_record
-from augengine.runtime import autocast_dtype, select_device
+from augengine.runtime import autocast_context, autocast_dtype, resolve_channels_last, select_device
 
 from augengine_acgan.diffaugment import diff_augment
 from augengine_acgan.models import AcganD, AcganG, g_stage_channels, init_weights
@@ -71,7 +70,7 @@ class AcganConfig(augengine.PluginConfig):
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto = bf16 autocast on CUDA or on CPUs with native bf16, else fp32")
     channels_last: Literal["auto", "on", "off"] = Field(
-        "auto", description="channels_last memory format; auto = on when bf16 autocast is used")
+        "auto", description="channels_last memory format; auto = on with autocast or CUDA")
     compile: bool = Field(False, description="torch.compile G and D (slower on the measured CPU)")
     device: str = Field("auto", description="auto | cpu | cuda")
 
@@ -166,15 +165,10 @@ class AcganGenerator(augengine.Generator):
 
     @property
     def use_channels_last(self) -> bool:
-        if self.config.channels_last == "auto":
-            return self.amp_dtype is not None
-        return self.config.channels_last == "on"
+        return resolve_channels_last(self.config.channels_last, self.device, self.amp_dtype)
 
     def _autocast(self):
-        dt = self.amp_dtype
-        if dt is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=dt)
+        return autocast_context(self.device, self.amp_dtype)
 
     def build_networks(self, num_classes: int) -> None:
         """Create G, D (and the EMA copy) with the paper's init on ``self.device``."""

@@ -17,7 +17,6 @@ normalises each image on its own, so the losses are the same.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -32,7 +31,7 @@ import augengine as ae
 from augengine.selection import read_selection
 from augengine.errors import ConfigError, DataError, PluginError, TrainingDiverged
 from augengine.runs import load_checkpoint, read_run_record, save_checkpoint, write_run_record
-from augengine.runtime import autocast_dtype, select_device
+from augengine.runtime import autocast_context, autocast_dtype, resolve_channels_last, select_device
 
 from .networks import PatchDiscriminator, ResnetGenerator, init_normal
 from .pool import ImageHistory
@@ -72,7 +71,7 @@ class CycleGanConfig(ae.PluginConfig):
     iterations: int | None = Field(None, ge=1, description="stop after this many iterations (quick runs)")
     batch_size: int = Field(1, ge=1)
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto = bf16 autocast where supported")
-    channels_last: bool = Field(True, description="channels-last memory format")
+    channels_last: bool | Literal["auto"] = Field("auto", description="channels-last memory format; auto = on with autocast or CUDA")
     compile: bool = Field(False, description="torch.compile the networks")
     batched_passes: bool = Field(True, description="batch passes through the same network (exact)")
     checkpoint_every: int = Field(500, ge=1, description="iterations between checkpoints")
@@ -127,7 +126,7 @@ class CycleGanGenerator(ae.Generator):
         self.F = init_normal(ResnetGenerator(c.blocks, c.ngf)).to(self.device)  # Y → X
         self.D_x = init_normal(PatchDiscriminator(c.ndf, c.n_layers_d)).to(self.device)
         self.D_y = init_normal(PatchDiscriminator(c.ndf, c.n_layers_d)).to(self.device)
-        if c.channels_last:
+        if self.use_channels_last:
             for m in (self.G, self.F, self.D_x, self.D_y):
                 m.to(memory_format=torch.channels_last)
         self._nets = {"G": self.G, "F": self.F, "D_x": self.D_x, "D_y": self.D_y}
@@ -135,14 +134,20 @@ class CycleGanGenerator(ae.Generator):
         if c.compile:
             self._call = {k: torch.compile(m) for k, m in self._nets.items()}
 
-    def _autocast(self):
+    @property
+    def amp_dtype(self) -> torch.dtype | None:
         dtype = autocast_dtype(self.device, self.config.precision)
-        if dtype is None or dtype == torch.float16:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=dtype)
+        return None if dtype == torch.float16 else dtype  # fp16 would need loss scaling: not offered
+
+    @property
+    def use_channels_last(self) -> bool:
+        return resolve_channels_last(self.config.channels_last, self.device, self.amp_dtype)
+
+    def _autocast(self):
+        return autocast_context(self.device, self.amp_dtype)
 
     def _to_model(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
-        return ae.to_model(x, self.device, channels_last=self.config.channels_last)
+        return ae.to_model(x, self.device, channels_last=self.use_channels_last)
 
     # -- domains -----------------------------------------------------------------------
     def _domains(self, train: ae.ImageSet, x: ae.ImageSet | None, y: ae.ImageSet | None):
@@ -342,7 +347,7 @@ class CycleGanGenerator(ae.Generator):
 
         hist_y = self.pool_y.query(fake_y).float()
         hist_x = self.pool_x.query(fake_x).float()
-        if c.channels_last:
+        if self.use_channels_last:
             hist_y = hist_y.contiguous(memory_format=torch.channels_last)
             hist_x = hist_x.contiguous(memory_format=torch.channels_last)
         with self._autocast():

@@ -15,7 +15,6 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Literal
 
@@ -29,7 +28,7 @@ from augengine.errors import ConfigError, DataError, TrainingDiverged
 from augengine.images import to_model
 from augengine.imageset import ImageSet
 from augengine.runs import load_checkpoint, read_run_record, save_checkpoint, sha256_file, write_run_record
-from augengine.runtime import autocast_dtype, cpu_supports_bf16, seed_everything, select_device
+from augengine.runtime import autocast_context, autocast_dtype, resolve_channels_last, seed_everything, select_device
 
 from augengine_resnet.lr_finder import lr_range_test, plot_lr_curve
 
@@ -196,22 +195,13 @@ class ResnetClassifier(augengine.Classifier):
 
     # -- runtime choices ------------------------------------------------------------------
     def _amp_dtype(self) -> torch.dtype | None:
-        if self.config.precision == "fp32":
-            return None
-        if self.config.precision == "auto" and self.device.type == "cpu" and not cpu_supports_bf16():
-            return None
         return autocast_dtype(self.device, self.config.precision)
 
     def _channels_last(self) -> bool:
-        if self.config.channels_last == "auto":
-            return self.device.type == "cuda" or self._amp_dtype() is not None
-        return bool(self.config.channels_last)
+        return resolve_channels_last(self.config.channels_last, self.device, self._amp_dtype())
 
     def _autocast(self):
-        dt = self._amp_dtype()
-        if dt is None:
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=dt)
+        return autocast_context(self.device, self._amp_dtype())
 
     def _new_model(self, num_classes: int) -> torch.nn.Module:
         model = build_model(self.config.arch, num_classes, self.config.drop_rate)
