@@ -262,7 +262,7 @@ def _run_filtered(u: Unit, ctx: Ctx) -> dict[str, Any]:
     if len(keep) < need:
         raise DataError(f"filter {s['filter']!r}: kept {len(keep)} of {len(src)} generated images, the arm needs "
                         f"{need}; raise the arm's filter.oversample")
-    keep = keep[:need]
+    keep = _take_keeping_mix(keep, np.asarray(src.labels), need)
     out = ctx.work / "set.h5"
     part = out.with_name("set.partial.h5")
     part.unlink(missing_ok=True)
@@ -271,6 +271,31 @@ def _run_filtered(u: Unit, ctx: Ctx) -> dict[str, Any]:
     rejected = _rejected(np.argsort(-scores, kind="stable"), keep)
     _preview(src.images(), keep, rejected, scores, ctx.work / "preview.npz")
     return {"n": len(res), "n_candidates": len(src), "class_counts": res.class_counts(), "info": flt.info()}
+
+
+def _take_keeping_mix(keep: np.ndarray, labels: np.ndarray, need: int) -> np.ndarray:
+    """``need`` of the kept indices (best first) with the class mix of the generated set.
+
+    The generator drew its labels with the arm's class distribution; a global top-``need`` cut
+    would shift that mix towards the classes the classifier is most confident on. Quotas are
+    proportional to the generated class counts (largest remainders); a class with fewer kept
+    images than its quota gives the rest to the best remaining images of other classes.
+    """
+    if len(keep) <= need:
+        return keep
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = need * counts / counts.sum()
+    quota = np.floor(exact).astype(np.int64)
+    for i in np.argsort(-(exact - quota), kind="stable")[: need - int(quota.sum())]:
+        quota[i] += 1
+    chosen = np.zeros(len(keep), bool)
+    for c, q in zip(classes, quota):
+        pos = np.flatnonzero(labels[keep] == c)[:q]  # keep is best-first, so these are the class's best
+        chosen[pos] = True
+    short = need - int(chosen.sum())
+    if short:
+        chosen[np.flatnonzero(~chosen)[:short]] = True
+    return keep[chosen]
 
 
 def _test_set(ctx: Ctx, name: str):

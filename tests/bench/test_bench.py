@@ -317,3 +317,22 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert img.shape[0] >= 1000 and img.std() > 10, "screenshot is blank"
     colours = len(np.unique(img.reshape(-1, 3)[::7].astype(np.uint8), axis=0))
     assert colours > 50, colours
+
+
+def test_output_filter_cut_keeps_the_generated_class_mix():
+    from augengine.bench.runner import _take_keeping_mix
+
+    labels = np.array([0] * 60 + [1] * 30 + [2] * 10)  # generated mix 60/30/10
+    scores = np.r_[np.linspace(0.1, 0.2, 60), np.linspace(0.8, 0.9, 30), np.linspace(0.5, 0.6, 10)]
+    keep = np.argsort(-scores, kind="stable")[:80]  # a filter kept 80, best first; class 1 scores highest
+    got = _take_keeping_mix(keep, labels, 20)
+    assert len(got) == 20 and np.bincount(labels[got], minlength=3).tolist() == [12, 6, 2]
+    for c in range(3):  # within a class, the best-scored images are the ones kept
+        mine = got[labels[got] == c]
+        assert scores[mine].min() >= scores[keep[labels[keep] == c]][: len(mine)].min()
+    # a class with too few survivors: the shortfall goes to the best remaining images
+    keep2 = np.r_[np.arange(60, 90), np.arange(0, 5)]  # only 5 of class 0 survived, none of class 2
+    got2 = _take_keeping_mix(keep2, labels, 20)
+    assert len(got2) == 20 and len(set(got2.tolist())) == 20
+    assert np.bincount(labels[got2], minlength=3).tolist() == [5, 15, 0]
+    assert _take_keeping_mix(keep2, labels, 50).tolist() == keep2.tolist()
