@@ -21,7 +21,9 @@ Example::
 
     .venv/bin/python benchmarks/classifier.py --quick --out /tmp/classifier-quick.json
     .venv/bin/python benchmarks/classifier.py --out bench-results/classifier.json        # quiet machine
-    .venv/bin/python benchmarks/classifier.py -o ema_decay=null -o tta_flips=false     # an ablation
+    .venv/bin/python benchmarks/classifier.py -o epochs=6 --ablate label_smoothing=0 \\
+        --ablate class_weighted_loss=none --ablate augment=light    # paired ablations
+    .venv/bin/python benchmarks/classifier.py --ablate-from /tmp/clfrun   # TTA and EMA, no training
 """
 
 from __future__ import annotations
@@ -123,6 +125,12 @@ def main(argv=None) -> int:
                     help="torch.set_num_threads (default: torch's choice; 1 with --quick)")
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("-o", dest="overrides", action="append", default=[], help="recipe override key=value")
+    ap.add_argument("--ablate", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
+                    help="after the main fit, one more fit per flag with these overrides; each is compared with "
+                         "the main fit on the same test images (paired bootstrap + McNemar)")
+    ap.add_argument("--ablate-from", default=None, metavar="RUN_DIR",
+                    help="no training: evaluate a finished run of the recipe with and without test-time flips and "
+                         "with its EMA vs its raw last-epoch weights (paired against the run as saved)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -158,6 +166,10 @@ def main(argv=None) -> int:
     results["data"] = {"n_train": len(train), "n_val": len(val), "n_test": len(test),
                        "load_seconds": round(time.perf_counter() - t, 1), "test_counts": test.class_counts()}
     print(f"data: train {len(train)}  val {len(val)}  test {len(test)}  ({results['data']['load_seconds']} s)")
+
+    if args.ablate_from:
+        results["ablations"] = ablate_from_run(Path(args.ablate_from), test, args.seed, args.quick)
+        return _write(results, args.out)
 
     if not args.skip_throughput:
         # quick: batch 16, one timed step, and emulated bf16 (no native support) left out: it is ~10x slower
@@ -210,10 +222,73 @@ def main(argv=None) -> int:
     results["test"] = rows
     results["evaluation_seconds"] = round(eval_s, 2)
     results["targets"] = TARGETS
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=2, default=str) + "\n")
-        print(f"\nwrote {args.out}")
+    if args.ablate:
+        arms = []
+        for spec in args.ablate:
+            over = parse_overrides([kv for kv in spec.split(",") if kv])
+            a_dir = run_dir.parent / f"{run_dir.name}-ablate-{len(arms)}"
+            t = time.perf_counter()
+            a_clf = ae.create_classifier("resnet", **{**recipe, **over})
+            a_clf.fit(train, val=val, run_dir=a_dir, seed=args.seed, progress=not args.quick)
+            arms.append((spec, a_clf, round((time.perf_counter() - t) / 60, 2)))
+        results["ablations"] = compare(clf, arms, test, args.seed, args.quick, "full recipe")
+    return _write(results, args.out)
+
+
+METRICS = ("accuracy", "balanced_accuracy", "macro_auc")
+
+
+def compare(base_clf, arms, test, seed: int, quick: bool, base_name: str) -> list[dict]:
+    """Each (name, classifier, minutes) against ``base_clf`` on the same test images: value with
+    CI, paired difference with paired-bootstrap CI, McNemar p. Prints a table; returns rows."""
+    ev = ae.create_evaluator("benefit", n_boot=200 if quick else 1000)
+    out = []
+    print(f"\nablations against the {base_name} (same test images; Δ = variant − {base_name}, paired 95% CI)")
+    print(f"{'variant':<34} {'acc':>6} {'bal.acc':>8} {'AUC':>6} {'MEL sens':>8}  {'Δ bal.acc [95% CI]':<26} {'McNemar p':>9}")
+    for name, clf, minutes in arms:
+        m = ev.evaluate(clf, test, baseline=base_clf, seed=seed).metrics["sets"]["test"]
+        d = m["difference"]["overall"]["balanced_accuracy"]
+        row = {"variant": name, "train_minutes": minutes,
+               **{k: m["overall"][k] for k in METRICS},
+               "MEL_sensitivity": m["per_class"]["MEL"]["sensitivity"],
+               "delta": {k: m["difference"]["overall"][k] for k in METRICS},
+               "mcnemar_p": m["mcnemar"]["p_value"]}
+        print(f"{name:<34} {row['accuracy']['value']:>6.3f} {row['balanced_accuracy']['value']:>8.3f} "
+              f"{row['macro_auc']['value']:>6.3f} {row['MEL_sensitivity']['value']:>8.3f}  "
+              f"{d['value']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]{'':<4} {row['mcnemar_p']:>9.3g}")
+        out.append(row)
+    return out
+
+
+def ablate_from_run(run_dir: Path, test, seed: int, quick: bool) -> list[dict]:
+    """Evaluation-only ablations of a finished run: test-time flips off, and the raw (non-EMA)
+    weights of the last epoch in place of the EMA weights (both saved in ``train_state.pt``)."""
+    saved = ae.load_run(run_dir, kind="classifier")
+    print(f"\nrun {run_dir}: {saved.config.arch} {saved.config.image_size} px, best epoch "
+          f"{saved.record.get('best_epoch')}, EMA {saved.config.ema_decay}, TTA {saved.config.tta_flips}")
+    arms = []
+    no_tta = ae.load_run(run_dir, kind="classifier")
+    no_tta.config = no_tta.config.model_copy(update={"tta_flips": not saved.config.tta_flips})
+    arms.append((f"tta_flips={no_tta.config.tta_flips}", no_tta, None))
+    state = ae.load_checkpoint(run_dir / "train_state.pt")
+    if saved.config.ema_decay is not None and state.get("ema") is not None:
+        ema_last = {k[len("module."):]: v for k, v in state["ema"].items() if k.startswith("module.")}
+        last_epoch = state["epoch"]
+        if saved.record.get("best_epoch") != last_epoch:
+            ema_run = ae.load_run(run_dir, kind="classifier")
+            ema_run.model.load_state_dict(ema_last)
+            arms.append((f"EMA weights, last epoch {last_epoch}", ema_run, None))
+        raw = ae.load_run(run_dir, kind="classifier")
+        raw.model.load_state_dict(state["model"])
+        arms.append((f"raw weights (no EMA), last epoch {last_epoch}", raw, None))
+    return compare(saved, arms, test, seed, quick, "saved run")
+
+
+def _write(results: dict, out: str | None) -> int:
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(results, indent=2, default=str) + "\n")
+        print(f"\nwrote {out}")
     return 0
 
 
