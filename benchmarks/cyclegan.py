@@ -40,6 +40,7 @@ OURS = {  # variant -> (precision, channels_last, compile, batched_passes)
     "fp32+cl": ("fp32", True, False, True),
     "bf16+cl": ("bf16", True, False, True),
     "bf16+cl+compile": ("bf16", True, True, True),
+    "fp32+compile": ("fp32", False, True, True),
 }
 REF = {"ref-fp32": None, "ref-bf16": "bf16"}
 
