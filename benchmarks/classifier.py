@@ -131,6 +131,9 @@ def main(argv=None) -> int:
     ap.add_argument("--ablate-from", default=None, metavar="RUN_DIR",
                     help="no training: evaluate a finished run of the recipe with and without test-time flips and "
                          "with its EMA vs its raw last-epoch weights (paired against the run as saved)")
+    ap.add_argument("--compare", nargs="+", default=None, metavar="RUN_DIR",
+                    help="no training: compare finished runs with the first one (e.g. the run dirs an "
+                         "interrupted --ablate left behind), each labelled by the config keys it changes")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -167,6 +170,9 @@ def main(argv=None) -> int:
                        "load_seconds": round(time.perf_counter() - t, 1), "test_counts": test.class_counts()}
     print(f"data: train {len(train)}  val {len(val)}  test {len(test)}  ({results['data']['load_seconds']} s)")
 
+    if args.compare:
+        results["ablations"] = compare_runs([Path(p) for p in args.compare], test, args.seed, args.quick)
+        return _write(results, args.out)
     if args.ablate_from:
         results["ablations"] = ablate_from_run(Path(args.ablate_from), test, args.seed, args.quick)
         return _write(results, args.out)
@@ -258,6 +264,20 @@ def compare(base_clf, arms, test, seed: int, quick: bool, base_name: str) -> lis
               f"{d['value']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]{'':<4} {row['mcnemar_p']:>9.3g}")
         out.append(row)
     return out
+
+
+def compare_runs(run_dirs: list[Path], test, seed: int, quick: bool) -> list[dict]:
+    """Finished runs against the first: each named by the config keys where it differs."""
+    base = ae.load_run(run_dirs[0], kind="classifier")
+    cfg0 = base.config.model_dump(mode="json")
+    arms = []
+    for d in run_dirs[1:]:
+        clf = ae.load_run(d, kind="classifier")
+        cfg = clf.config.model_dump(mode="json")
+        name = ",".join(f"{k}={cfg[k]}" for k in cfg if cfg[k] != cfg0.get(k)) or d.name
+        minutes = round(clf.record.get("timings", {}).get("fit_seconds", 0) / 60, 2)
+        arms.append((name, clf, minutes))
+    return compare(base, arms, test, seed, quick, f"run {run_dirs[0].name}")
 
 
 def ablate_from_run(run_dir: Path, test, seed: int, quick: bool) -> list[dict]:
