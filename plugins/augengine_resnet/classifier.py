@@ -56,7 +56,7 @@ class ResnetConfig(augengine.PluginConfig):
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross-entropy label smoothing")
     class_balanced_sampling: bool = Field(False, description="draw training images with probability 1/class count")
     class_weighted_loss: Literal["none", "inverse", "sqrt_inverse"] = Field("none", description="cross-entropy class weights")
-    ema_decay: float | None = Field(None, gt=0, lt=1, description="keep an EMA of the weights (e.g. 0.999) and evaluate it")
+    ema_decay: float | None = Field(None, gt=0, lt=1, description="keep an EMA of the weights (e.g. 0.999) and evaluate it; lags in short runs (ResNet-18, HAM 64 px: 0.995 cost 0.18 balanced accuracy after 4 epochs)")
     tta_flips: bool = Field(False, description="average predictions over horizontal/vertical flips")
     augment: Literal["none", "dihedral", "light", "strong"] = Field(
         "light", description="train-time augmentation: dihedral = flips + 90° rotations; light = + colour jitter "
