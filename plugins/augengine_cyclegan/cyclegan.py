@@ -75,8 +75,8 @@ class CycleGanConfig(ae.PluginConfig):
     compile: bool = Field(False, description="torch.compile the networks")
     batched_passes: bool = Field(
         False, description="run G(x) with the identity pass G(y), and each D on real and fake, as one batch "
-                           "(same results: instance norm is per image); slower on CPU: 10.6 vs 9.2 s per "
-                           "128 px step, 1 thread, AMD EPYC — try it on a GPU")
+                           "(same results: instance norm is per image); slower on CPU (1 thread, AMD EPYC: 10.6 vs "
+                           "9.2 s per 128 px step, 38.4 vs 35.0 s at 256 px) — try it on a GPU")
     checkpoint_every: int = Field(500, ge=1, description="iterations between checkpoints")
     sample_every: int = Field(1000, ge=0, description="iterations between sample grids (0 = none)")
     log_every: int = Field(10, ge=1, description="iterations between loss records")
