@@ -456,7 +456,10 @@ class CycleGanGenerator(ae.Generator):
 
     # -- inference ---------------------------------------------------------------------
     @torch.no_grad()
-    def _apply(self, net: str, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    def _apply(self, net: str, images: np.ndarray, batch_size: int = 1) -> np.ndarray:
+        # one image per forward pass: a convolution's rounding can depend on the batch it runs
+        # in (oneDNN picks kernels by shape), and an image's translation must not depend on
+        # which other images were translated with it (same seed → same set, whatever the chunking)
         m = self._nets[net]
         m.eval()
         out = []
