@@ -107,15 +107,14 @@ class ImageSet(Dataset):
         """
         target = [str(c) for c in class_names]
         lookup = {c.lower(): i for i, c in enumerate(target)}
-        unknown = [c for c in self.class_names if c.lower() not in lookup]
-        if unknown:
-            present = [c for c in unknown if self.class_counts()[c] > 0]
-            if present:
-                raise DataError(f"{where}: classes {present} of this set are not in the class space {target} "
-                                f"(images of them cannot be scored; drop them or train on them)")
+        counts = self.class_counts()
+        present = [c for c in self.class_names if c.lower() not in lookup and counts[c] > 0]
+        if present:
+            raise DataError(f"{where}: classes {present} of this set are not in the class space {target} "
+                            f"(images of them cannot be scored; drop them or train on them)")
         mapping = np.array([lookup.get(c.lower(), -1) for c in self.class_names], dtype=np.int64)
         view = SubsetImageSet(self, np.arange(len(self)))
-        view.labels = mapping[np.asarray(self.labels, dtype=np.int64)] if len(self) else np.zeros(0, np.int64)
+        view.labels = mapping[np.asarray(self.labels, dtype=np.int64)]
         view.class_names = target
         return view
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 
@@ -37,8 +38,10 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+@functools.lru_cache(maxsize=None)
 def cpu_supports_bf16() -> bool:
-    """True when the CPU has native bf16 (AVX-512 BF16 or AMX)."""
+    """True when the CPU has native bf16 (AVX-512 BF16 or AMX). Read once: the plugins ask on
+    every batch (through their autocast and channels-last choices)."""
     try:
         flags = open("/proc/cpuinfo").read()
     except OSError:
