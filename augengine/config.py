@@ -4,6 +4,8 @@ Every plugin declares a pydantic model with ``extra="forbid"`` (subclass
 :class:`PluginConfig`). Values given as ``-o key=value`` are parsed as TOML literals
 (``-o lr=2e-4``, ``-o betas=[0.5,0.999]``, ``-o name="x"``; a bare word that is not a TOML
 literal is taken as a string), dotted keys address nested fields (``-o optim.lr=1e-3``).
+Values typed by a user (TOML files, overrides) are validated strictly: ``-o iterations="300"`` or
+``-o spectral_norm="yes"`` is an error, not a silent conversion (an integer is still a float).
 Errors are :class:`~augengine.errors.ConfigError` with one line naming the plugin, the key
 and what is expected.
 """
@@ -11,6 +13,7 @@ and what is expected.
 from __future__ import annotations
 
 import difflib
+import json
 import typing
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -101,9 +104,33 @@ def _closest(word: str, choices: Iterable[str]) -> str:
     return f"; did you mean {m[0]!r}?" if m else ""
 
 
+_TYPE_HINTS = {"int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
+               "string_type": "a string"}
+
+
+def _union_error(errs: list[dict[str, Any]]) -> tuple[tuple, str] | None:
+    """pydantic reports a union (``bool | Literal["auto"]``) as one error per member, each with the
+    member's tag appended to ``loc``: join them into one (field loc, "a or b") pair."""
+    first = errs[0]
+    loc = first["loc"]
+    if len(loc) < 2 or not isinstance(loc[-1], str):
+        return None
+    same = [e for e in errs if len(e["loc"]) == len(loc) and e["loc"][:-1] == loc[:-1] and e["input"] == first["input"]]
+    if len(same) < 2 or len({e["type"] for e in same}) < 2:
+        return None
+    msgs = []
+    for e in same:
+        m = e["msg"]
+        m = m[len("Input should be "):] if m.startswith("Input should be ") else m
+        if m not in msgs:
+            msgs.append(m)
+    return loc[:-1], "input should be " + " or ".join(msgs)
+
+
 def format_validation_error(owner: str, model: type[BaseModel], err: ValidationError) -> str:
-    """One line per pydantic error (the first one is the message)."""
-    first = err.errors()[0]
+    """One line naming ``owner``, the key, what was expected and what was given."""
+    errs = err.errors()
+    first = errs[0]
     loc = ".".join(str(p) for p in first["loc"]) or "(root)"
     if first["type"] == "extra_forbidden":
         known = sorted(model.model_fields)
@@ -112,18 +139,55 @@ def format_validation_error(owner: str, model: type[BaseModel], err: ValidationE
         return f"{owner}: config key {loc!r} is required"
     got = first.get("input")
     msg = first["msg"]
+    union = _union_error(errs)
+    if union is not None:
+        loc = ".".join(str(p) for p in union[0])
+        msg = union[1]
     if msg.lower().startswith("value error, "):
         msg = msg[len("value error, "):]
-    return f"{owner}: config key {loc!r}: {msg[0].lower() + msg[1:]}, got {got!r}"
+    line = f"{owner}: config key {loc!r}: {msg[0].lower() + msg[1:]}, got {got!r}"
+    if isinstance(got, str) and first["type"] in _TYPE_HINTS and union is None:
+        line += f" (a string: values are typed; write {_TYPE_HINTS[first['type']]} without quotes)"
+    return line
 
 
-def validate_config(model: type[BaseModel], data: Mapping[str, Any] | BaseModel | None, owner: str) -> BaseModel:
-    """Build ``model`` from ``data``; ConfigError (one line naming ``owner`` and the key) on failure."""
+def _check_plain(data: Any, path: str = "") -> None:
+    """Values typed in TOML or on the command line are JSON-like; TOML dates are not config values."""
+    if isinstance(data, Mapping):
+        for k, v in data.items():
+            _check_plain(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(data, (list, tuple)):
+        for i, v in enumerate(data):
+            _check_plain(v, f"{path}.{i}")
+    elif data is not None and not isinstance(data, (str, int, float, bool)):
+        raise ConfigError(f"config key {path!r}: a {type(data).__name__} value is not a config value, got {data!r}")
+
+
+def validate_config(model: type[BaseModel], data: Mapping[str, Any] | BaseModel | None, owner: str, *,
+                    strict: bool = False) -> BaseModel:
+    """Build ``model`` from ``data``; ConfigError (one line naming ``owner`` and the key) on failure.
+
+    Args:
+        model: the pydantic config class.
+        data: a mapping, a model instance or ``None`` (defaults).
+        owner: who the config belongs to, for messages (``"generator 'acgan'"``).
+        strict: the values were typed by a user (TOML file, ``key=value`` overrides): no
+            coercion between types — ``"300"`` is not an integer, ``"yes"`` not a boolean, ``3.0``
+            not an integer; an integer is still a valid float, a list a valid tuple and a string a
+            valid path (pydantic's strict JSON mode).
+    """
     if isinstance(data, model):
         return data
     if isinstance(data, BaseModel):
         data = data.model_dump()
     try:
+        if strict:
+            data = dict(data or {})
+            try:
+                _check_plain(data)
+            except ConfigError as e:
+                raise ConfigError(f"{owner}: {e}") from None
+            return model.model_validate_json(json.dumps(data, allow_nan=True), strict=True)
         return model.model_validate(dict(data or {}))
     except ValidationError as e:
         raise ConfigError(format_validation_error(owner, model, e)) from None

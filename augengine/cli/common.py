@@ -66,7 +66,7 @@ def build_plugin_config(cls, config_file: Path | None, overrides: tuple[str, ...
         raise ConfigError(f"{owner}: {e}") from None
     if device is not None and device != "auto" and "device" in cls.Config.model_fields and "device" not in data:
         data["device"] = device
-    return validate_config(cls.Config, data, owner=owner)
+    return validate_config(cls.Config, data, owner=owner, strict=True)
 
 
 def load_data_split(data: str, split_path: Path | None, split_seed: int = 0):
