@@ -1,0 +1,375 @@
+"""Measured ``auto`` speed settings: a short timed trial at the start of a fit, cached per machine.
+
+Every plugin exposes the same speed knobs — ``precision`` (fp32 | bf16 | fp16 autocast),
+``channels_last`` (memory format), and where it has them ``batched_passes``, ``grouped``
+(CycleGAN) and ``compile`` (torch.compile). A knob set to a fixed value is used as given; a knob
+left at ``"auto"`` is resolved here by *measuring*, never by a rule proven on one machine:
+
+1. a resumed run reuses the variant recorded in its ``run.json`` (same numerics as the run it
+   continues);
+2. else a cache hit — ``$AUGENGINE_CACHE/autotune.json``, keyed by device model (CPU model and
+   thread count, or CUDA device name), torch version, plugin, architecture, image size and the
+   knobs' candidate space — is used without measuring;
+3. else, when the fit is long enough that the trial costs at most ``share`` of it, each candidate
+   runs a few training steps (plugin-supplied ``trial``; throwaway networks, random data, the
+   caller's RNG state untouched) and the fastest median step wins; the result is cached;
+4. else (a run shorter than the trial) every auto knob takes its safe value: fp32, contiguous,
+   unbatched, ungrouped, eager.
+
+Candidates are searched one knob at a time (precision first, then memory format, batching,
+grouping, compile), each knob keeping the best value found so far for the others: the trial
+grows with the number of knobs, not with their product. ``$AUGENGINE_AUTOTUNE`` = ``off`` skips
+trials (safe defaults, unless cached or resumed); ``retune`` ignores the cache.
+
+The :class:`Resolution` goes into the run record (``run.json`` key ``speed``): the variant, where
+it came from (``fixed``, ``resume``, ``cache``, ``trial``, ``default``) and the trial's timings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import torch
+
+from augengine.errors import ConfigError
+
+__all__ = [
+    "Variant",
+    "Resolution",
+    "SAFE",
+    "KNOBS",
+    "device_model",
+    "precision_options",
+    "candidate_space",
+    "cache_key",
+    "cache_file",
+    "resolve_variant",
+    "static_variant",
+]
+
+KNOBS = ("precision", "channels_last", "batched", "grouped", "compile")
+PRECISIONS = ("fp32", "bf16", "fp16")
+SOURCES = ("fixed", "resume", "cache", "trial", "default")
+CACHE_VERSION = 1
+# seconds a torch.compile candidate is assumed to spend compiling before its first step (it is
+# only tried when the fit's share allows this much on top of the other candidates)
+COMPILE_COST_S = 60.0
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One combination of the speed knobs."""
+
+    precision: str = "fp32"
+    channels_last: bool = False
+    batched: bool = False
+    grouped: bool = False
+    compile: bool = False
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"speed variant: precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+
+    @property
+    def label(self) -> str:
+        """``"bf16+cl+batched"`` style name (``"fp32"`` for the safe variant)."""
+        parts = [self.precision] + [name for name, on in (("cl", self.channels_last), ("batched", self.batched),
+                                                           ("grouped", self.grouped), ("compile", self.compile)) if on]
+        return "+".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "speed variant") -> "Variant":
+        unknown = sorted(set(d) - set(KNOBS))
+        if unknown:
+            raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(KNOBS)})")
+        return cls(**{k: (str(v) if k == "precision" else bool(v)) for k, v in d.items()})
+
+    def autocast_dtype(self) -> torch.dtype | None:
+        """The autocast dtype (None = fp32, no autocast)."""
+        return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
+
+
+SAFE = Variant()
+
+
+@dataclass
+class Resolution:
+    """The variant a fit trains with, and where it came from."""
+
+    variant: Variant
+    source: str
+    key: dict[str, Any] = field(default_factory=dict)
+    timings_ms: dict[str, float | None] = field(default_factory=dict)
+
+    def record(self) -> dict[str, Any]:
+        """The ``speed`` entry of ``run.json``."""
+        return {"variant": self.variant.as_dict(), "label": self.variant.label, "source": self.source,
+                "key": self.key, "timings_ms": self.timings_ms}
+
+    @classmethod
+    def from_record(cls, rec: Mapping[str, Any], where: str = "run.json speed") -> "Resolution":
+        if not isinstance(rec, Mapping) or "variant" not in rec:
+            raise ConfigError(f"{where}: expected an object with a 'variant' key")
+        return cls(Variant.from_dict(rec["variant"], where), str(rec.get("source", "resume")),
+                   dict(rec.get("key") or {}), dict(rec.get("timings_ms") or {}))
+
+
+# -- the candidate space ---------------------------------------------------------------------------
+def device_model(device: torch.device | str) -> str:
+    """What the cache is keyed by: the CUDA device name, or the CPU model with the thread count."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    from augengine.runtime import cpu_model
+
+    return f"cpu:{cpu_model()}:{torch.get_num_threads()}threads"
+
+
+def precision_options(device: torch.device | str, fp16: bool = False) -> list[str]:
+    """Precisions worth measuring on ``device``: fp32, bf16 where native (CUDA with bf16, CPUs with
+    AVX-512 BF16/AMX; emulated bf16 is 10–40× slower, never a candidate) and fp16 on CUDA when the
+    plugin allows it (it needs loss scaling)."""
+    from augengine.runtime import cpu_supports_bf16
+
+    device = torch.device(device)
+    out = ["fp32"]
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            out.append("bf16")
+        if fp16:
+            out.append("fp16")
+    elif cpu_supports_bf16():
+        out.append("bf16")
+    return out
+
+
+def _fixed_value(knob: str, value: Any) -> Any:
+    if knob == "precision":
+        if value not in PRECISIONS:
+            raise ConfigError(f"config key 'precision': expected auto, {', '.join(PRECISIONS)}, got {value!r}")
+        return value
+    if isinstance(value, str):
+        if value.lower() in ("on", "true", "1", "yes"):
+            return True
+        if value.lower() in ("off", "false", "0", "no"):
+            return False
+        raise ConfigError(f"config key {knob!r}: expected auto, on/off or true/false, got {value!r}")
+    return bool(value)
+
+
+def candidate_space(requested: Mapping[str, Any], options: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
+    """Per knob, the values to consider: ``[fixed value]`` for a fixed setting, ``options[knob]``
+    (safe value first) for ``"auto"``; knobs the plugin lacks stay at their safe value.
+
+    Args:
+        requested: the config's settings, knob → ``"auto"`` or a fixed value.
+        options: knob → the values ``auto`` may choose from on this device.
+    """
+    unknown = sorted((set(requested) | set(options)) - set(KNOBS))
+    if unknown:
+        raise ConfigError(f"speed settings: unknown knob {unknown[0]!r} (known: {', '.join(KNOBS)})")
+    space: dict[str, list[Any]] = {}
+    for knob in KNOBS:
+        safe = getattr(SAFE, knob)
+        value = requested.get(knob, safe)
+        if isinstance(value, str) and value == "auto":
+            vals = list(options.get(knob, [safe]))
+            space[knob] = [safe] + [v for v in vals if v != safe] if safe in vals else vals
+        else:
+            space[knob] = [_fixed_value(knob, value)]
+    return space
+
+
+def static_variant(requested: Mapping[str, Any]) -> Variant:
+    """The variant without measuring: fixed settings as given, ``auto`` knobs at their safe value
+    (what a fit too short for a trial, or code outside a fit, uses)."""
+    return _safe_of(candidate_space(requested, {}))
+
+
+def _safe_of(space: Mapping[str, list[Any]]) -> Variant:
+    return Variant(**{k: (getattr(SAFE, k) if getattr(SAFE, k) in v else v[0]) for k, v in space.items()})
+
+
+# -- the cache -------------------------------------------------------------------------------------
+def cache_file() -> Path:
+    """``$AUGENGINE_CACHE/autotune.json`` (the engine's cache directory)."""
+    from augengine.data.cache import cache_dir
+
+    return cache_dir() / "autotune.json"
+
+
+def cache_key(*, plugin: str, arch: str, image_size: int, device: torch.device | str,
+              space: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
+    """The fields a cached choice depends on."""
+    return {"device": device_model(device), "torch": torch.__version__, "plugin": str(plugin), "arch": str(arch),
+            "image_size": int(image_size), "space": {k: list(v) for k, v in space.items()}}
+
+
+def _key_string(key: Mapping[str, Any]) -> str:
+    return json.dumps(key, sort_keys=True)
+
+
+def _read_cache(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, json.JSONDecodeError):
+        return {}  # a damaged cache is only a cache: measure again and rewrite it
+    if not isinstance(data, dict) or data.get("version") != CACHE_VERSION:
+        return {}
+    return data.get("entries", {}) if isinstance(data.get("entries"), dict) else {}
+
+
+def _lookup(key: Mapping[str, Any]) -> dict[str, Any] | None:
+    return _read_cache(cache_file()).get(_key_string(key))
+
+
+def _store(key: Mapping[str, Any], res: Resolution) -> None:
+    from augengine.runs import atomic_write_json
+
+    path = cache_file()
+    entries = _read_cache(path)
+    entries[_key_string(key)] = {"key": dict(key), "variant": res.variant.as_dict(), "timings_ms": res.timings_ms,
+                                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    try:
+        atomic_write_json(path, {"version": CACHE_VERSION, "entries": entries})
+    except OSError:
+        pass  # a read-only cache directory costs a trial next time, nothing else
+
+
+# -- the resolution --------------------------------------------------------------------------------
+Trial = Callable[[Variant, int], Sequence[float]]
+
+
+def _merge_recorded(recorded: Variant, space: Mapping[str, list[Any]]) -> Variant:
+    """The recorded variant, except where a knob is now fixed to another value (fixed wins)."""
+    vals = {}
+    for k, cands in space.items():
+        rec = getattr(recorded, k)
+        vals[k] = rec if (len(cands) > 1 or rec in cands) else cands[0]
+    return Variant(**vals)
+
+
+def resolve_variant(*, plugin: str, arch: str, image_size: int, device: torch.device | str,
+                    requested: Mapping[str, Any], options: Mapping[str, Sequence[Any]], trial: Trial | None,
+                    total_steps: int, steps: int = 3, warmup: int = 1, share: float = 0.05,
+                    recorded: Mapping[str, Any] | None = None, use_cache: bool = True,
+                    log: Callable[[str], None] | None = None) -> Resolution:
+    """Resolve the ``auto`` speed knobs of one fit.
+
+    Args:
+        plugin, arch, image_size, device: what the cache is keyed by (with the torch version and
+            the candidate space).
+        requested: knob → ``"auto"`` or a fixed value (from the plugin's config).
+        options: knob → values ``auto`` may take on this device (safe value first or not).
+        trial: ``trial(variant, n)`` runs ``n`` training steps of ``variant`` and returns each
+            step's seconds (synchronised); it must leave the caller's RNG state untouched.
+        total_steps: training steps of the fit (the trial runs only when it costs at most
+            ``share`` of them, and of their time as estimated from the first candidate).
+        steps, warmup: timed steps per candidate, after ``warmup`` untimed ones (compile
+            candidates get 2 more warm-up steps).
+        recorded: the ``speed`` record of the run being resumed.
+        use_cache: read and write ``autotune.json``.
+
+    Returns:
+        the :class:`Resolution` (variant, source, key, timings).
+    """
+    say = log or (lambda msg: None)
+    space = candidate_space(requested, options)
+    key = cache_key(plugin=plugin, arch=arch, image_size=image_size, device=device, space=space)
+    if recorded is not None:
+        rec = Resolution.from_record(recorded)
+        return Resolution(_merge_recorded(rec.variant, space), "resume", key, rec.timings_ms)
+    n_cands = sum(len(v) - 1 for v in space.values()) + 1
+    if n_cands == 1:
+        return Resolution(_safe_of(space), "fixed", key)
+    mode = os.environ.get("AUGENGINE_AUTOTUNE", "on").lower()
+    if mode not in ("on", "off", "retune"):
+        raise ConfigError(f"environment variable AUGENGINE_AUTOTUNE: expected on, off or retune, got {mode!r}")
+    if use_cache and mode != "retune":
+        hit = _lookup(key)
+        if hit is not None:
+            try:
+                return Resolution(Variant.from_dict(hit["variant"]), "cache", key, dict(hit.get("timings_ms") or {}))
+            except (ConfigError, KeyError, TypeError):
+                pass  # an entry of another engine version: measure again
+    safe = _safe_of(space)
+    per_cand = warmup + steps
+    if mode == "off" or trial is None or n_cands * per_cand > share * total_steps:
+        return Resolution(safe, "default", key)
+    res = _trial_search(space, trial, steps, warmup, share, total_steps, say)
+    res.key = key
+    if use_cache:
+        _store(key, res)
+    return res
+
+
+def _trial_search(space, trial: Trial, steps: int, warmup: int, share: float, total_steps: int, say) -> Resolution:
+    timings: dict[str, float | None] = {}
+    spent = 0.0
+
+    def measure(v: Variant) -> float | None:
+        nonlocal spent
+        if v.label in timings:
+            return timings[v.label]
+        w = warmup + (2 if v.compile else 0)
+        t0 = time.perf_counter()
+        try:
+            secs = list(trial(v, w + steps))
+        except Exception as e:  # a variant that fails here (no compiler for torch.compile, …) is not chosen
+            say(f"autotune: {v.label} failed in the trial ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
+            timings[v.label] = None
+            spent += time.perf_counter() - t0
+            return None
+        spent += time.perf_counter() - t0
+        ms = statistics.median(secs[w:] or secs) * 1000.0
+        timings[v.label] = round(ms, 3)
+        say(f"autotune: {v.label} {ms:.1f} ms/step")
+        return ms
+
+    best = _safe_of(space)
+    best_ms = measure(best)
+    if best_ms is None:
+        return Resolution(best, "default", timings_ms=timings)
+    budget = share * total_steps * best_ms / 1000.0
+    for knob in KNOBS:
+        for value in space[knob]:
+            cand = replace(best, **{knob: value})
+            if cand == best:
+                continue
+            extra = COMPILE_COST_S if cand.compile else 0.0
+            if spent + extra + (warmup + steps) * best_ms / 1000.0 > budget:
+                say(f"autotune: {cand.label} not tried (trial budget of {budget:.0f} s spent)")
+                timings.setdefault(cand.label, None)
+                continue
+            ms = measure(cand)
+            if ms is not None and ms < best_ms:
+                best, best_ms = cand, ms
+    return Resolution(best, "trial", timings_ms=timings)
+
+
+def timed_steps(step: Callable[[int], Any], n: int, device: torch.device | str) -> list[float]:
+    """Run ``step(i)`` for ``i < n`` and return each one's seconds (CUDA synchronised) — the body
+    of most plugins' ``trial`` functions."""
+    device = torch.device(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    out = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        step(i)
+        sync()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+__all__.append("timed_steps")

@@ -1,0 +1,155 @@
+"""The measured ``auto`` speed settings (augengine.autotune), with stubbed trial timings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from augengine import autotune
+from augengine.autotune import SAFE, Resolution, Variant, cache_file, cache_key, resolve_variant
+from augengine.errors import ConfigError
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUGENGINE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("AUGENGINE_AUTOTUNE", raising=False)
+
+
+AUTO = {"precision": "auto", "channels_last": "auto", "batched": "auto"}
+OPTIONS = {"precision": ["fp32", "bf16"], "channels_last": [False, True], "batched": [False, True]}
+# stubbed ms per step: bf16 contiguous batched is the fastest
+MS = {"fp32": 10.0, "bf16": 6.0, "bf16+cl": 7.0, "bf16+batched": 5.0, "bf16+cl+batched": 5.5, "fp32+cl": 9.0}
+
+
+class StubTrial:
+    def __init__(self, ms=MS):
+        self.ms, self.calls = ms, []
+
+    def __call__(self, v: Variant, n: int):
+        self.calls.append((v.label, n))
+        return [self.ms[v.label] / 1000.0] * n
+
+
+def resolve(trial, total_steps=10_000, **kw):
+    args = dict(plugin="cyclegan", arch="G9-D3", image_size=128, device="cpu", requested=AUTO, options=OPTIONS,
+                trial=trial, total_steps=total_steps)
+    args.update(kw)
+    return resolve_variant(**args)
+
+
+def test_trial_picks_the_fastest_and_caches_it():
+    trial = StubTrial()
+    res = resolve(trial)
+    assert res.source == "trial"
+    assert res.variant == Variant("bf16", False, True)
+    assert res.timings_ms["fp32"] == 10.0 and res.timings_ms["bf16+batched"] == 5.0
+    assert all(n == 4 for _, n in trial.calls)  # 1 warm-up + 3 timed steps each
+    stored = json.loads(cache_file().read_text())
+    (entry,) = stored["entries"].values()
+    assert entry["variant"] == res.variant.as_dict()
+
+
+def test_cache_hit_skips_the_trial():
+    resolve(StubTrial())
+    again = StubTrial()
+    res = resolve(again)
+    assert res.source == "cache" and res.variant == Variant("bf16", False, True)
+    assert again.calls == []
+
+
+def test_cache_key_holds_device_torch_plugin_arch_size_and_space():
+    space = autotune.candidate_space(AUTO, OPTIONS)
+    key = cache_key(plugin="acgan", arch="g64", image_size=64, device="cpu", space=space)
+    assert key["torch"] == torch.__version__ and key["plugin"] == "acgan" and key["arch"] == "g64"
+    assert key["image_size"] == 64 and key["device"].startswith("cpu:") and "threads" in key["device"]
+    assert key["space"]["precision"] == ["fp32", "bf16"]
+    # another size, plugin or architecture is another entry: measured anew
+    resolve(StubTrial())
+    for kw in ({"image_size": 256}, {"plugin": "acgan"}, {"arch": "G6-D3"}):
+        t = StubTrial()
+        assert resolve(t, **kw).source == "trial" and t.calls
+
+
+def test_fixed_setting_overrides_auto():
+    trial = StubTrial()
+    res = resolve(trial, requested={**AUTO, "precision": "fp32"})
+    assert res.variant.precision == "fp32" and res.source == "trial"
+    assert all(label.startswith("fp32") for label, _ in trial.calls)
+    all_fixed = resolve(StubTrial(), requested={"precision": "bf16", "channels_last": True, "batched": False})
+    assert all_fixed.source == "fixed" and all_fixed.variant == Variant("bf16", True, False)
+
+
+def test_short_run_skips_the_trial_with_safe_default():
+    trial = StubTrial()
+    res = resolve(trial, total_steps=20)
+    assert res.source == "default" and res.variant == SAFE and trial.calls == []
+
+
+def test_resume_reuses_the_recorded_choice_even_if_cache_disagrees():
+    resolve(StubTrial())  # cache says bf16+batched
+    rec = Resolution(Variant("bf16", True, False), "trial").record()
+    t = StubTrial()
+    res = resolve(t, recorded=json.loads(json.dumps(rec)))
+    assert res.source == "resume" and res.variant == Variant("bf16", True, False) and t.calls == []
+    # a knob fixed now wins over the record
+    res = resolve(StubTrial(), recorded=rec, requested={**AUTO, "channels_last": False})
+    assert res.variant == Variant("bf16", False, False)
+
+
+def test_failing_candidate_is_not_chosen_and_env_switches(monkeypatch):
+    def trial(v, n):
+        if v.precision == "bf16":
+            raise RuntimeError("no kernel")
+        return [MS[v.label] / 1000.0] * n
+
+    res = resolve(trial)
+    assert res.variant == Variant("fp32", True, False) and res.timings_ms["bf16"] is None
+    monkeypatch.setenv("AUGENGINE_AUTOTUNE", "retune")
+    t = StubTrial()
+    assert resolve(t).source == "trial" and t.calls
+    monkeypatch.setenv("AUGENGINE_AUTOTUNE", "off")
+    assert resolve(StubTrial(), image_size=64).source == "default"
+    monkeypatch.setenv("AUGENGINE_AUTOTUNE", "sometimes")
+    with pytest.raises(ConfigError, match="AUGENGINE_AUTOTUNE"):
+        resolve(StubTrial(), image_size=32)
+
+
+def test_bad_record_and_knob_errors_name_the_key():
+    with pytest.raises(ConfigError, match="'speed_knob'"):
+        autotune.candidate_space({"speed_knob": "auto"}, {})
+    with pytest.raises(ConfigError, match="'precision'"):
+        autotune.candidate_space({"precision": "int8"}, {})
+    with pytest.raises(ConfigError, match="'cl'"):
+        Variant.from_dict({"cl": True})
+
+
+def test_trial_budget_limits_candidates():
+    # 10 s per fp32 step, 400 steps at 5 % = 200 s; bf16 (50 s a step here) spends it all
+    slow = {k: v * 1000 for k, v in MS.items()}
+    slow["bf16"] = 50_000.0
+    calls = []
+
+    def trial(v, n):
+        calls.append(v.label)
+        return [slow[v.label] / 1000.0] * n
+
+    clock = {"t": 0.0}
+    orig = autotune.time.perf_counter
+
+    def fake_clock():
+        return clock["t"]
+
+    def timed_trial(v, n):
+        out = trial(v, n)
+        clock["t"] += sum(out)
+        return out
+
+    autotune.time.perf_counter = fake_clock
+    try:
+        res = resolve(timed_trial, total_steps=400)
+    finally:
+        autotune.time.perf_counter = orig
+    assert res.source == "trial" and calls == ["fp32", "bf16"] and res.variant == SAFE
+    assert any(v is None for v in res.timings_ms.values())
