@@ -21,75 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from augengine.bench.results import amount_text, done_record, read_plan, results_rows, unit_dir
+
 __all__ = ["results_rows", "tables_text", "verdict_lines", "write_report", "find_metric"]
 
 _EXCLUDE = {"delta", "diff", "difference", "baseline", "gain", "change", "p_value", "pvalue", "p", "improvement",
             "relative", "n", "support", "count", "std"}
-
-
-def _plan(out: Path) -> list[dict[str, Any]]:
-    p = out / "plan.json"
-    return json.loads(p.read_text()) if p.exists() else []
-
-
-def _unit_dir(out: Path, u: dict[str, Any]) -> Path:
-    from augengine.bench.graph import Unit
-
-    return out / "units" / Unit.from_json(u).dirname
-
-
-def _done(out: Path, u: dict[str, Any]) -> dict[str, Any] | None:
-    p = _unit_dir(out, u) / "done.json"
-    return json.loads(p.read_text()) if p.exists() else None
-
-
-def _amount_label(a) -> str:
-    from augengine.bench.config import amount_label
-
-    return "0" if a is None else amount_label(a)
-
-
-def results_rows(out: str | Path, plan=None) -> list[dict[str, Any]]:
-    """One row per finished evaluation (arm, amount, seeds, test set, every metric with its CI, verdicts)."""
-    from augengine.bench.runner import flatten_metrics
-
-    out = Path(out)
-    units = _plan(out) if plan is None else [u.to_json() for u in plan.units]
-    by_key = {u["key"]: u for u in units}
-    rows = []
-    for u in units:
-        if u["kind"] not in ("eval", "quality"):
-            continue
-        done = _done(out, u)
-        if done is None:
-            continue
-        res = done["result"]
-        m = u["meta"]
-        count = 0
-        for k in u["deps"]:
-            d = by_key.get(k)
-            if d and d["kind"] == "clffit" and d["meta"]["arm"] == m["arm"]:
-                dd = _done(out, d)
-                count = dd["result"].get("amount_count", 0) if dd else count
-                break
-            if d and d["kind"] in ("synth", "filtered"):
-                dd = _done(out, d)
-                count = dd["result"].get("n", 0) if dd else count
-        rows.append({
-            "kind": "classifier" if u["kind"] == "eval" else "synthetic-set",
-            "evaluator": m["evaluator"],
-            "arm": m["arm"],
-            "amount": m["amount"],
-            "amount_label": _amount_label(m["amount"]),
-            "amount_count": count,
-            "generator_seed": m.get("generator_seed"),
-            "classifier_seeds": m.get("classifier_seeds"),
-            "test_set": m.get("test_set"),
-            "metrics": flatten_metrics(res.get("metrics", {})),
-            "verdicts": res.get("verdicts", []),
-            "unit": u["key"][:12],
-        })
-    return rows
 
 
 def find_metric(flat: dict[str, dict], *tokens: str, exclude: tuple[str, ...] = ()) -> dict | None:
@@ -126,9 +63,9 @@ def _clf_rows(rows, test_set="test"):
 
 
 def _class_names(out: Path) -> list[str]:
-    for u in _plan(out):
+    for u in read_plan(out):
         if u["kind"] == "split":
-            d = _done(out, u)
+            d = done_record(out, u)
             if d:
                 return d["result"]["class_names"]
     return []
@@ -346,10 +283,10 @@ def _confusions(out: Path, plan: list[dict]) -> list[str]:
     for u in plan:
         if u["kind"] != "eval":
             continue
-        d = _unit_dir(out, u) / "eval"
+        d = unit_dir(out, u) / "eval"
         if not d.is_dir():
             continue
-        title = f"{u['meta']['arm']} {_amount_label(u['meta']['amount'])} — {u['meta']['test_set']}"
+        title = f"{u['meta']['arm']} {amount_text(u['meta']['amount'])} — {u['meta']['test_set']}"
         pngs = sorted(p for p in d.glob("*.png") if "confusion" in p.name.lower())
         if pngs:
             parts += [f"<figure>{_img(p.read_bytes(), p.stem, 420)}<figcaption>{html.escape(title)}</figcaption></figure>"
@@ -393,21 +330,21 @@ def _samples(out: Path, plan: list[dict]) -> list[str]:
     real: dict[str, np.ndarray] = {}
     class_names: list[str] = []
     for u in plan:
-        if u["kind"] == "split" and (_unit_dir(out, u) / "real_samples.npz").exists():
-            with np.load(_unit_dir(out, u) / "real_samples.npz") as z:
+        if u["kind"] == "split" and (unit_dir(out, u) / "real_samples.npz").exists():
+            with np.load(unit_dir(out, u) / "real_samples.npz") as z:
                 real = {k: z[k] for k in z.files}
-            class_names = (_done(out, u) or {}).get("result", {}).get("class_names", [])
+            class_names = (done_record(out, u) or {}).get("result", {}).get("class_names", [])
     parts = []
     finals: dict[str, dict] = {}
     for u in plan:  # the largest set of each arm (first generator seed)
-        if u["kind"] in ("synth", "filtered") and _done(out, u):
+        if u["kind"] in ("synth", "filtered") and done_record(out, u):
             a = u["meta"]["arm"]
             prev = finals.get(a)
             if prev is None or u["kind"] == "filtered" or (prev["kind"] == u["kind"] and
-                                                           (_done(out, u)["result"]["n"] > _done(out, prev)["result"]["n"])):
+                                                           (done_record(out, u)["result"]["n"] > done_record(out, prev)["result"]["n"])):
                 finals[a] = u
     for arm, u in finals.items():
-        s = SyntheticSet.open(_unit_dir(out, u) / "set.h5")
+        s = SyntheticSet.open(unit_dir(out, u) / "set.h5")
         imgs = s.images()
         rows_html = []
         for c, name in enumerate(s.class_names):
@@ -429,8 +366,8 @@ def _selections(out: Path, plan: list[dict]) -> list[str]:
     for u in plan:
         if u["kind"] not in ("select", "filtered"):
             continue
-        d = _unit_dir(out, u)
-        done = _done(out, u)
+        d = unit_dir(out, u)
+        done = done_record(out, u)
         if done is None or not (d / "preview.npz").exists():
             continue
         with np.load(d / "preview.npz") as z:
@@ -489,13 +426,13 @@ def write_report(out: str | Path) -> Path:
     out = Path(out)
     rec = json.loads((out / "bench.json").read_text()) if (out / "bench.json").exists() else {}
     cfg = BenchConfig.model_validate(rec.get("config", {}))
-    plan = _plan(out)
+    plan = read_plan(out)
     rows = results_rows(out)
-    n_done = sum(1 for u in plan if _done(out, u) is not None)
+    n_done = sum(1 for u in plan if done_record(out, u) is not None)
     failures = _failures(out)
     times = []
     for u in plan:
-        d = _done(out, u)
+        d = done_record(out, u)
         if d is not None:
             times.append([u["kind"], u["label"], f"{d['seconds']:.1f}", u["key"][:12]])
     status = (f"<p class='{'err' if failures else 'ok'}'>{n_done} of {len(plan)} units finished"
@@ -530,7 +467,7 @@ def write_report(out: str | Path) -> Path:
     s += ["<h2>Synthetic samples beside real images</h2>", *(samples or ["<p>no synthetic sets yet</p>"])]
     s += ["<h2>Filter selections (path-rank)</h2>", *(_selections(out, plan) or ["<p>no filter in this bench</p>"])]
     s += ["<h2>Failures</h2>", *(failures or ["<p class='ok'>none</p>"])]
-    split_info = next((_done(out, u)["result"] for u in plan if u["kind"] == "split" and _done(out, u)), {})
+    split_info = next((done_record(out, u)["result"] for u in plan if u["kind"] == "split" and done_record(out, u)), {})
     prov = {"config": rec.get("config"), "versions": rec.get("versions"), "git_commit": _git_commit(),
             "data": {k: split_info.get(k) for k in ("fingerprint", "info", "counts", "external")},
             "report_written_at": time.strftime("%Y-%m-%dT%H:%M:%S")}

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 import augengine as ae
-from augengine.bench.runner import BenchData
+from augengine.bench.data import BenchData
 from augengine.runs import load_checkpoint, read_run_record, save_checkpoint, write_run_record
 from augengine.stats import bootstrap_weights, confusion_matrices, metrics_from_confusion, percentile_ci
 from augengine.testing import tiny_imageset

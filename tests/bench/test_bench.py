@@ -320,7 +320,7 @@ def test_report_renders_in_headless_chromium(tmp_path):
 
 
 def test_output_filter_cut_keeps_the_generated_class_mix():
-    from augengine.bench.runner import _take_keeping_mix
+    from augengine.bench.units import _take_keeping_mix
 
     labels = np.array([0] * 60 + [1] * 30 + [2] * 10)  # generated mix 60/30/10
     scores = np.r_[np.linspace(0.1, 0.2, 60), np.linspace(0.8, 0.9, 30), np.linspace(0.5, 0.6, 10)]
