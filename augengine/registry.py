@@ -3,8 +3,11 @@
 Plugins are found through the entry-point group ``augengine`` (built-ins included) and
 registered with a pluggy :class:`~pluggy.PluginManager` whose hooks are in
 :mod:`augengine.hookspecs`. ``AUGENGINE_LOAD_PLUGINS`` (comma-separated entry-point names;
-set but empty = none) limits what loads. A plugin that fails to import or register never
-breaks the engine: it is listed as broken with its error, and asking for it repeats that error.
+set but empty = none) limits what loads; a name in it that no installed package provides is
+reported (a :class:`PluginWarning` and a broken entry naming the known entry points). A plugin
+that fails to import or register, or that implements a hook augengine does not define (a
+misspelt ``register_generator``, found by pluggy's ``check_pending``), never breaks the engine:
+it is listed as broken with its error, and asking for it repeats that error.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import difflib
 import fnmatch
 import os
 import threading
+import warnings
 from importlib import metadata
 from typing import Any
 
@@ -29,6 +33,7 @@ from augengine.generator import Generator
 __all__ = [
     "KINDS",
     "PluginInfo",
+    "PluginWarning",
     "get_plugin_manager",
     "get_registry",
     "reset_plugins",
@@ -53,6 +58,35 @@ KINDS: dict[str, tuple[str, type]] = {
     "classifier": ("register_classifiers", Classifier),
     "evaluator": ("register_evaluators", Evaluator),
 }
+
+
+class PluginWarning(UserWarning):
+    """A plugin-loading problem that does not stop the engine (e.g. an unknown name in AUGENGINE_LOAD_PLUGINS)."""
+
+
+def hook_names() -> list[str]:
+    """The hooks a plugin may implement (those of :mod:`augengine.hookspecs`)."""
+    return sorted(hook for hook, _ in KINDS.values())
+
+
+def check_hooks(pm: pluggy.PluginManager, plugin: object, plugin_name: str) -> None:
+    """Unregister ``plugin`` and raise PluginLoadError when it implements a hook no spec defines.
+
+    Uses pluggy's :meth:`~pluggy.PluginManager.check_pending` (run right after registering, so
+    anything pending belongs to this plugin); the message names the unknown hook(s), the closest
+    known hook and every known one.
+    """
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError:
+        unknown = sorted(hc.name for hc in (pm.get_hookcallers(plugin) or []) if not hc.has_spec())
+        pm.unregister(plugin)
+        known = hook_names()
+        hints = [f"{u!r} → {m[0]!r}" for u in unknown if (m := difflib.get_close_matches(u, known, n=1))]
+        msg = f"plugin {plugin_name!r} implements unknown hook(s) {', '.join(map(repr, unknown))}"
+        if hints:
+            msg += f" (did you mean {', '.join(hints)}?)"
+        raise PluginLoadError(f"{msg}; known hooks: {', '.join(known)}") from None
 
 
 @dataclasses.dataclass
@@ -104,7 +138,15 @@ class _Registry:
     def load_entry_points(self) -> None:
         allowed = os.environ.get("AUGENGINE_LOAD_PLUGINS")
         allow = None if allowed is None else {s.strip() for s in allowed.split(",") if s.strip()}
-        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        eps = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+        unknown = sorted(allow - {ep.name for ep in eps}) if allow else []
+        if unknown:
+            msg = (f"AUGENGINE_LOAD_PLUGINS names {', '.join(map(repr, unknown))}, which no installed package "
+                   f"provides; known entry points: {', '.join(sorted({ep.name for ep in eps})) or '(none)'}")
+            warnings.warn(msg, PluginWarning, stacklevel=4)
+            for name in unknown:
+                self.load_errors.append(PluginInfo(None, None, None, "AUGENGINE_LOAD_PLUGINS", "", name, error=msg))
+        for ep in eps:
             if allow is not None and ep.name not in allow:
                 continue
             dist = getattr(ep, "dist", None)
@@ -115,7 +157,10 @@ class _Registry:
             try:
                 obj = ep.load()
                 self.pm.register(obj, name=ep.name)
+                check_hooks(self.pm, obj, ep.name)
                 self.sources[ep.name] = (package, version, ep.name)
+            except PluginLoadError as e:
+                self.load_errors.append(PluginInfo(None, None, None, package, version, ep.name, error=str(e)))
             except Exception as e:  # noqa: BLE001 - a broken plugin must not break the engine
                 self.load_errors.append(
                     PluginInfo(None, None, None, package, version, ep.name,
@@ -202,10 +247,16 @@ def reset_plugins() -> None:
 
 
 def register_plugin(obj: Any, name: str | None = None) -> None:
-    """Register a plugin module/object in this process (for embedding and tests, no entry point needed)."""
+    """Register a plugin module/object in this process (for embedding and tests, no entry point needed).
+
+    Raises:
+        PluginLoadError: ``obj`` implements a hook augengine does not define (e.g. a misspelt
+            ``register_generator``); it is not registered.
+    """
     reg = get_registry()
     with _LOCK:
         name = reg.pm.register(obj, name=name)
+        check_hooks(reg.pm, obj, name or getattr(obj, "__name__", str(obj)))
         if name is not None:
             reg.sources[name] = (getattr(obj, "__name__", str(name)), "", name)
         reg.collect()
