@@ -12,9 +12,12 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import platform
+import re
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -73,14 +76,29 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with ``torch.load(..., weights_only=True)`` (no pickle of code)."""
+    """Load a checkpoint with ``torch.load(..., weights_only=True)`` (no pickle of code).
+
+    Raises:
+        DataError: one line naming the file: not found, not a torch checkpoint (damaged,
+            truncated, another format), or not a plain-tensor checkpoint (it refers to Python
+            objects that only a full unpickling would run). The message never suggests
+            unpickling: a file that needs it is not loaded, whatever its source.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: checkpoint not found")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch's note on the pickle protocol of foreign files
+            return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - turned into a one-line error
-        raise DataError(f"{path}: cannot load checkpoint with weights_only=True ({type(e).__name__}: {e})") from e
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e)) if isinstance(e, pickle.UnpicklingError) else None
+        if found:
+            raise DataError(f"{path}: not a plain-tensor checkpoint (it refers to the Python object {found.group(1)}); "
+                            "augengine reads only tensors, numbers, strings, lists and dicts from checkpoint files "
+                            "(save a state_dict, or use .safetensors)") from None
+        why = "empty or truncated" if isinstance(e, EOFError) else "damaged, truncated or another format"
+        raise DataError(f"{path}: not a readable torch checkpoint ({why}; {type(e).__name__})") from None
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
