@@ -10,7 +10,7 @@ Python use::
 from augengine.bench.config import PRESETS, BenchConfig, load_bench_config
 from augengine.bench.graph import Plan, Unit, build_plan
 from augengine.bench.report import write_report
-from augengine.bench.runner import Bench, BenchData, RunSummary, default_loader, parse_shard
+from augengine.bench.runner import Bench, BenchData, RunSummary, default_loader
 
 __all__ = ["Bench", "BenchConfig", "BenchData", "PRESETS", "Plan", "RunSummary", "Unit", "build_plan",
-           "default_loader", "load_bench_config", "parse_shard", "write_report"]
+           "default_loader", "load_bench_config", "write_report"]

@@ -1,7 +1,7 @@
 """Results of a bench directory: ``results.jsonl`` rows, the paper's tables, verdicts, ``report.html``.
 
 Everything here reads only the output directory (``plan.json``, ``bench.json`` and the unit
-directories), so ``augengine report DIR`` works on a directory filled by many shards, and on
+directories), so ``augengine report DIR`` works on a directory filled by several processes or nodes, and on
 a partly finished one (it reports what is there).
 
 ``report.html`` is one self-contained file: figures are inline base64 PNGs (matplotlib and

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 import time
 import traceback
@@ -37,22 +36,35 @@ from augengine.bench.units import UNIT_KINDS
 from augengine.errors import ConfigError
 from augengine.runs import atomic_write_json, atomic_write_text
 
-__all__ = ["BenchData", "default_loader", "Bench", "RunSummary", "flatten_metrics", "parse_shard"]
+__all__ = ["BenchData", "default_loader", "Bench", "RunSummary", "flatten_metrics"]
 
 
 @dataclasses.dataclass
 class RunSummary:
+    """How a run ended.
+
+    Attributes:
+        total: units in the plan.
+        done: units finished (now or before).
+        ran: units this run executed.
+        failed: labels of units that raised.
+        blocked: labels of units that could not run because an input failed.
+        undone: labels of every unit of the plan not finished (failed and blocked included).
+        seconds: wall time of the run.
+    """
+
     total: int
     done: int
     ran: int
     failed: list[str]
     blocked: list[str]
-    other_shards: int
+    undone: list[str]
     seconds: float
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed or self.blocked else 0
+        """0 only when every unit of the plan is done."""
+        return 1 if self.failed or self.blocked or self.undone else 0
 
 
 def installed_versions() -> dict[str, str]:
@@ -71,23 +83,6 @@ def installed_versions() -> dict[str, str]:
     return out
 
 
-def parse_shard(text: str | None) -> tuple[int, int] | None:
-    """``"i/n"`` (0-based i), else SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, else None."""
-    if text is None:
-        tid, cnt = os.environ.get("SLURM_ARRAY_TASK_ID"), os.environ.get("SLURM_ARRAY_TASK_COUNT")
-        if tid is None or cnt is None:
-            return None
-        lo = int(os.environ.get("SLURM_ARRAY_TASK_MIN", "0"))
-        text = f"{int(tid) - lo}/{cnt}"
-    try:
-        i, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise ConfigError(f"--shard {text!r}: expected i/n, e.g. 0/4") from None
-    if n < 1 or not 0 <= i < n:
-        raise ConfigError(f"--shard {text!r}: expected 0 <= i < n")
-    return i, n
-
-
 class Bench:
     """A bench bound to an output directory.
 
@@ -98,18 +93,16 @@ class Bench:
         jobs: parallel worker processes for independent units (the local executor).
         executor: ``"local"``, ``"ray"`` or an :class:`~augengine.bench.executors.Executor`.
         executor_options: options of a named executor (e.g. ``{"address": "auto"}`` for ray).
-        shard: ``(i, n)``: run only units whose key falls in shard i of n (the split unit runs everywhere).
         force: accept an output directory that holds another config.
     """
 
     def __init__(self, cfg: BenchConfig, out: str | Path, *, loader: Callable[[BenchConfig], BenchData] = default_loader,
-                 jobs: int = 1, shard: tuple[int, int] | None = None, force: bool = False, progress: bool = True,
+                 jobs: int = 1, force: bool = False, progress: bool = True,
                  executor: str | Executor = "local", executor_options: dict[str, Any] | None = None):
         self.cfg = cfg
         self.out = Path(out)
         self.loader = loader
         self.jobs = max(1, int(jobs))
-        self.shard = shard
         self.force = force
         self.progress = progress
         if isinstance(executor, str):
@@ -160,12 +153,6 @@ class Bench:
             return "partial"
         return "todo"
 
-    def in_shard(self, u: Unit) -> bool:
-        if self.shard is None or u.kind == "split":
-            return True
-        i, n = self.shard
-        return int(u.key[:12], 16) % n == i
-
     def estimate(self, u: Unit) -> float:
         times: dict[str, list[float]] = {}
         for p in (self.out / "units").glob("*/done.json") if (self.out / "units").exists() else []:
@@ -188,11 +175,9 @@ class Bench:
         for u in plan.units:
             st = self.state(u)
             counts[st] = counts.get(st, 0) + 1
-            mine = self.in_shard(u)
-            if st != "done" and mine:
+            if st != "done":
                 est += self.estimate(u)
-            lines.append(f"  {'cached' if st == 'done' else st:8s} {u.kind:8s} {u.label:55s} {u.key[:12]}"
-                         + ("" if mine else "  (other shard)"))
+            lines.append(f"  {'cached' if st == 'done' else st:8s} {u.kind:8s} {u.label:55s} {u.key[:12]}")
         lines.append("units: " + ", ".join(f"{v} {'cached' if k == 'done' else k}" for k, v in sorted(counts.items())))
         src = "earlier units of this directory" if any(s == "done" for s in counts) else "rough defaults per unit kind"
         lines.append(f"estimated time: {est / 60:.1f} min with 1 job (from {src})")
@@ -236,16 +221,14 @@ class Bench:
                    disable=not self.progress, file=sys.stderr, dynamic_ncols=True)
         listener = _Progress(self, state, bar)
         done = {k for k, s in state.items() if s == "done"}
-        todo = [u for u in plan.units if state[u.key] == "todo" and self.in_shard(u)]
+        todo = [u for u in plan.units if state[u.key] == "todo"]
         call = UnitCall(str(self.out), self.cfg.canonical(), self.loader, self.progress)
         try:
             self.executor.run(todo, call, done, listener)
         finally:
             bar.close()
         failed, blocked, ran = listener.failed, listener.blocked, listener.ran
-        # units that another process was running: not ours to wait for
-        other = sum(1 for u in plan.units if state[u.key] != "done" and u.key not in blocked
-                    and u.label not in failed)
+        undone = [u.label for u in plan.units if state[u.key] != "done"]
         rows_changed = self.write_results()
         try:
             from augengine.bench.report import write_report
@@ -255,8 +238,7 @@ class Bench:
         except Exception as e:  # noqa: BLE001 - a report problem must not hide the results
             atomic_write_text(self.out / "report-error.txt", traceback.format_exc())
             print(f"warning: report.html not written: {type(e).__name__}: {e}", file=sys.stderr)
-        n_done = sum(1 for s in state.values() if s == "done")
-        return RunSummary(total, n_done, ran, failed, sorted(by_key[k].label for k in blocked), other,
+        return RunSummary(total, total - len(undone), ran, failed, sorted(by_key[k].label for k in blocked), undone,
                           time.time() - t0)
 
     # -- results ------------------------------------------------------------------------------
@@ -288,6 +270,7 @@ class _Progress:
         self.bench, self.state, self.bar = bench, state, bar
         self.failed: list[str] = []
         self.blocked: set[str] = set()
+        self.announced: set[str] = set()
         self.ran = 0
 
     def running(self, labels: Iterable[str]) -> None:
@@ -309,5 +292,19 @@ class _Progress:
         elif st == "blocked":
             self.state[u.key] = "blocked"
             self.blocked.add(u.key)
-        else:  # busy elsewhere (another shard or process)
-            self.state[u.key] = "busy"
+        else:
+            raise ValueError(f"bench: unit {u.label}: unexpected status {st!r} from the executor")
+
+    def waiting(self, labels: list[str]) -> None:
+        from tqdm.auto import tqdm
+
+        for lab in labels:
+            if lab not in self.announced:
+                self.announced.add(lab)
+                msg = f"waiting for unit {lab}: another process on this output directory is running it"
+                if self.bar.disable:
+                    print(msg, file=sys.stderr, flush=True)
+                else:
+                    tqdm.write(msg, file=sys.stderr)
+        if labels:
+            self.bar.set_postfix_str(("waiting: " + ", ".join(labels))[:80], refresh=True)

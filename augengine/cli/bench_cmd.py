@@ -24,7 +24,6 @@ from augengine.cli.common import verbose_option, with_example
 @click.option("--resume", is_flag=True, help="Continue an interrupted bench in --out (running it again does the same).")
 @click.option("--force", is_flag=True, help="Run in an --out that holds another config (matching units are reused).")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Parallel worker processes for independent units.")
-@click.option("--shard", help="i/n: run shard i (0-based) of n of the ready units (default: from SLURM_ARRAY_TASK_ID/COUNT).")
 @click.option("--dry-run", is_flag=True, help="Print the plan (units, cached or not, time estimate) and exit.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
               help="Device handed to plugins with a device field.")
@@ -33,12 +32,12 @@ from augengine.cli.common import verbose_option, with_example
 @with_example("augengine bench                          # quick preset on the demo set\n"
               "augengine bench --preset paper-exp2 --data ../shared/data/ham10000 --dry-run\n"
               "augengine bench my.toml -o amounts=[500] --out runs/b1 --jobs 2\n"
-              "augengine bench my.toml --out /shared/b1 --shard 0/8   # or in a Slurm array")
-def bench(config_file, preset, overrides, data, test_data, out, resume, force, jobs, shard, dry_run, device,
+              "augengine bench my.toml --out /shared/b1 --executor ray --ray-address auto   # on a cluster")
+def bench(config_file, preset, overrides, data, test_data, out, resume, force, jobs, dry_run, device,
           no_progress):
     """The whole flow over a grid of arms × amounts × seeds, as cached, resumable units; ends with report.html."""
     from augengine.bench.config import load_bench_config
-    from augengine.bench.runner import Bench, parse_shard
+    from augengine.bench.runner import Bench
     from augengine.errors import ConfigError
 
     ov = list(overrides)
@@ -49,7 +48,7 @@ def bench(config_file, preset, overrides, data, test_data, out, resume, force, j
         if resume:
             raise ConfigError("--resume: give the --out directory of the bench to continue")
         out = Path("bench-results") / time.strftime("%Y%m%d-%H%M%S")
-    b = Bench(cfg, out, jobs=jobs, shard=parse_shard(shard), force=force, progress=not no_progress)
+    b = Bench(cfg, out, jobs=jobs, force=force, progress=not no_progress)
     if dry_run:
         click.echo(b.dry_run())
         return
@@ -59,9 +58,10 @@ def bench(config_file, preset, overrides, data, test_data, out, resume, force, j
                f"{summary.seconds:.1f} s; results: {out / 'results.jsonl'}", err=True)
     if summary.failed:
         click.echo(f"bench: {len(summary.failed)} unit(s) failed: {', '.join(summary.failed)}; "
-                   f"{len(summary.blocked)} unit(s) could not run; see {out / 'report.html'}", err=True)
-    elif summary.other_shards:
-        click.echo(f"bench: {summary.other_shards} unit(s) left for other shards or a later run", err=True)
+                   f"{len(summary.blocked)} unit(s) could not run: {_some(summary.blocked)}; "
+                   f"see {out / 'report.html'}", err=True)
+    elif summary.undone:
+        click.echo(f"bench: {len(summary.undone)} unit(s) not done: {_some(summary.undone)}", err=True)
     verdicts = out / "verdicts.txt"
     if verdicts.exists():
         click.echo(verdicts.read_text().rstrip())
@@ -70,12 +70,16 @@ def bench(config_file, preset, overrides, data, test_data, out, resume, force, j
         sys.exit(summary.exit_code)
 
 
+def _some(labels: list[str], n: int = 10) -> str:
+    return ", ".join(labels[:n]) + (f" … (+{len(labels) - n} more)" if len(labels) > n else "")
+
+
 @click.command("report")
 @click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @verbose_option
 @with_example("augengine report bench-results/20250101-120000")
 def report(directory):
-    """Write DIR/report.html (one self-contained file) from a bench directory (merges what all shards wrote)."""
+    """Write DIR/report.html (one self-contained file) from a bench directory (also a partly finished one)."""
     from augengine.bench.config import BenchConfig
     from augengine.bench.report import results_rows, tables_text, verdict_lines, write_report
     from augengine.errors import DataError

@@ -185,29 +185,71 @@ def test_sigkill_at_random_moments_then_resume_gives_identical_results(tmp_path)
     assert not list(out.glob("units/*.partial"))
 
 
-def test_shards_fill_one_directory(tmp_path):
-    out = tmp_path / "b"
-    cfg = benchkit.tiny_config(amounts=[6], classifier_seeds=[0], arms=[{"name": "noise", "generator": "example-noise"}])
-    seen: list[set] = [set(), set()]
-    for wave in range(6):
-        for i in range(2):
-            b = Bench(cfg, out, loader=benchkit.tiny_loader, progress=False, shard=(i, 2))
-            seen[i] |= {u.key for u in b.plan().units if b.in_shard(u) and u.kind != "split"}
-            b.run()
-        if all(b.state(u) == "done" for u in b.plan().units):
-            break
-    assert all(b.state(u) == "done" for u in b.plan().units)
-    assert not seen[0] & seen[1] and len(seen[0] | seen[1]) == len(b.plan().units) - 1 and seen[0] and seen[1]
-    from augengine.bench.runner import parse_shard
+_TWO_CFG = dict(amounts=[6], classifier={"name": "mean-colour", "config": {"sleep": 0.2}})
+_CHILD = """
+import sys, benchkit
+from augengine.bench import Bench
+s = Bench(benchkit.tiny_config(**{cfg!r}), {out!r}, loader=benchkit.tiny_loader, progress=False).run()
+print("undone:", s.undone, file=sys.stderr)
+sys.exit(s.exit_code)
+"""
 
-    assert parse_shard("1/3") == (1, 3)
-    with pytest.raises(ConfigError):
-        parse_shard("3/3")
-    os.environ["SLURM_ARRAY_TASK_ID"], os.environ["SLURM_ARRAY_TASK_COUNT"] = "1", "2"
+
+def test_two_benches_on_one_directory_wait_for_each_other(tmp_path):
+    """Two processes on one output directory: units the other holds are waited for, never skipped; both
+    finish with the complete results (equal to one process's). A third party holds the baseline fit's lock
+    at first (as a process that then dies would): both benches say they wait, then run it themselves."""
+    import fcntl
+
+    ref = tmp_path / "ref"
+    assert bench(ref, **_TWO_CFG).run().exit_code == 0
+    out = tmp_path / "b"
+    b = bench(out, **_TWO_CFG)
+    u = next(u for u in b.plan().units if u.label == "clf-baseline-s0")
+    (out / "units").mkdir(parents=True)
+    lock = open(out / "units" / f".{u.dirname}.lock", "a")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    code = _CHILD.format(cfg=_TWO_CFG, out=str(out))
+    errs = [open(tmp_path / f"err{i}.txt", "w+") for i in range(2)]
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=_env(), stderr=e) for e in errs]
     try:
-        assert parse_shard(None) == (1, 2)
+        deadline = time.time() + 60
+        while time.time() < deadline and not all("waiting for unit clf-baseline-s0" in (tmp_path / f"err{i}.txt")
+                                                 .read_text() for i in range(2)):
+            assert all(p.poll() is None for p in procs), [e.name for e in errs]
+            time.sleep(0.2)
+        for i in range(2):
+            assert "waiting for unit clf-baseline-s0" in (tmp_path / f"err{i}.txt").read_text()
+        assert all(p.poll() is None for p in procs)  # still waiting, not exited with units undone
+        lock.close()  # the holder goes away without finishing the unit
+        codes = [p.wait(timeout=120) for p in procs]
     finally:
-        del os.environ["SLURM_ARRAY_TASK_ID"], os.environ["SLURM_ARRAY_TASK_COUNT"]
+        for p in procs:
+            p.kill() if p.poll() is None else None
+    logs = [(tmp_path / f"err{i}.txt").read_text() for i in range(2)]
+    assert codes == [0, 0], logs
+    assert all("undone: []" in t for t in logs), logs
+    assert (out / "results.jsonl").read_text() == (ref / "results.jsonl").read_text()
+    assert all(b.state(u) == "done" for u in b.plan().units)
+
+
+def test_unfinished_units_are_listed_and_exit_nonzero(tmp_path):
+    """A bench that ends with units undone names them and exits non-zero (CLI)."""
+    from click.testing import CliRunner
+
+    from augengine.cli import main
+
+    toml = tmp_path / "b.toml"
+    toml.write_text('data = "demo"\nimage_size = 8\namounts = [20]\nclassifier_seeds = [0]\nset_quality = "off"\n'
+                    'plugin_modules = ["benchkit"]\n[classifier]\nname = "mean-colour"\n[[evaluators]]\n'
+                    'name = "tiny-benefit"\n[[arms]]\nname = "boom"\ngenerator = "boom"\n')
+    try:
+        ae.load_dataset("demo")
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"data layer not ready: {e}")
+    r = CliRunner().invoke(main, ["bench", str(toml), "--out", str(tmp_path / "b"), "--no-progress"])
+    assert r.exit_code == 1, r.output
+    assert "1 unit(s) failed: gen-boom-g0" in r.output and "could not run: set-boom-20-g0" in r.output, r.output
 
 
 def _have_demo_plugins() -> bool:

@@ -8,6 +8,9 @@ worker processes (:mod:`~augengine.bench.executors.local`), or as tasks of a Ray
 * a unit runs only after each of its inputs that is in ``units`` finished with status
   ``done``; inputs outside ``units`` must already be in ``done``, else the unit never runs;
 * a unit downstream of a failure is reported with status ``blocked`` and not run;
+* a unit held by another process (status ``busy``: another bench on the same output
+  directory runs it) is waited for, never skipped: it is tried again until it is done or
+  failed (``listener.waiting(labels)`` shows what is waited for);
 * ``listener.finished(unit, result)`` is called once per unit that ran (or was blocked), in
   the calling thread; ``listener.running(labels)`` says what runs now (progress display).
 """
@@ -29,6 +32,8 @@ EXECUTOR_NAMES = ("local", "ray")
 
 class RunListener(Protocol):
     def running(self, labels: Iterable[str]) -> None: ...
+
+    def waiting(self, labels: list[str]) -> None: ...
 
     def finished(self, unit: Unit, result: dict[str, Any]) -> None: ...
 

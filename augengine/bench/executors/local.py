@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from augengine.bench.execute import UnitCall
@@ -12,20 +13,42 @@ __all__ = ["LocalExecutor"]
 
 
 class _Ready:
-    """Which units can start: every input finished; downstream of a failure → blocked."""
+    """Which units can start: every input finished; downstream of a failure → blocked.
+
+    A unit another process holds (its lock is taken: status ``busy``) waits and is tried again
+    after a backoff (0.5 s, doubling up to :attr:`max_backoff`), until that process finishes it
+    (then it is found done), fails it or dies (then this bench runs or resumes it).
+    """
+
+    max_backoff = 15.0
 
     def __init__(self, units: list[Unit], done: set[str]):
         self.units = units
         self.done = set(done)
         self.state = {u.key: "todo" for u in units}
+        self.retry_at: dict[str, float] = {}  # busy units: key → when to try again
+        self.backoff: dict[str, float] = {}
 
     def next(self) -> list[Unit]:
-        return [u for u in self.units if self.state[u.key] == "todo" and all(d in self.done for d in u.deps)]
+        now = time.monotonic()
+        return [u for u in self.units
+                if (self.state[u.key] == "todo" or self.state[u.key] == "busy" and self.retry_at[u.key] <= now)
+                and all(d in self.done for d in u.deps)]
+
+    def waiting(self) -> list[Unit]:
+        return [u for u in self.units if self.state[u.key] == "busy"]
+
+    def sleep_until_retry(self) -> None:
+        time.sleep(max(0.0, min(self.retry_at[u.key] for u in self.waiting()) - time.monotonic()))
 
     def record(self, u: Unit, res: dict[str, Any]) -> list[Unit]:
         """Record a result; returns the units that became blocked (to report)."""
         st = res["status"]
         self.state[u.key] = st
+        if st == "busy":
+            b = self.backoff[u.key] = min(self.max_backoff, 2 * self.backoff.get(u.key, 0.25))
+            self.retry_at[u.key] = time.monotonic() + b
+            return []
         if st == "done":
             self.done.add(u.key)
             return []
@@ -33,7 +56,7 @@ class _Ready:
             return []
         blocked, frontier = [], {u.key}
         while frontier:
-            nxt = [v for v in self.units if self.state[v.key] == "todo" and frontier & set(v.deps)]
+            nxt = [v for v in self.units if self.state[v.key] in ("todo", "busy") and frontier & set(v.deps)]
             for v in nxt:
                 self.state[v.key] = "blocked"
             blocked += nxt
@@ -58,12 +81,23 @@ class LocalExecutor(Executor):
         ready = _Ready(units, done)
 
         def finish(u: Unit, res: dict[str, Any]) -> None:
-            listener.finished(u, res)
-            for v in ready.record(u, res):
+            was_waiting = bool(ready.waiting())
+            blocked = ready.record(u, res)
+            if res["status"] == "busy" or was_waiting:
+                listener.waiting([v.label for v in ready.waiting()])
+            if res["status"] != "busy":
+                listener.finished(u, res)
+            for v in blocked:
                 listener.finished(v, {"status": "blocked"})
 
         if self.jobs == 1:
-            while todo := ready.next():
+            while True:
+                todo = ready.next()
+                if not todo:
+                    if not ready.waiting():
+                        break
+                    ready.sleep_until_retry()
+                    continue
                 u = todo[0]
                 listener.running([u.label])
                 finish(u, call(u.to_json()))
@@ -82,9 +116,14 @@ class LocalExecutor(Executor):
                     running[ex.submit(call, u.to_json())] = u
                     ready.state[u.key] = "running"
                 if not running:
-                    break
+                    if not ready.waiting():
+                        break
+                    ready.sleep_until_retry()
+                    continue
                 listener.running([u.label for u in running.values()])
-                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                retry = min((ready.retry_at[u.key] for u in ready.waiting()), default=None)
+                timeout = None if retry is None else max(0.0, retry - time.monotonic())
+                finished, _ = wait(list(running), timeout=timeout, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     u = running.pop(fut)
                     try:
