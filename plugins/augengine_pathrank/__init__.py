@@ -69,7 +69,12 @@ class PathRankFilter(ae.Filter):
         if classifier is None:
             raise PluginError("filter 'path-rank': needs a classifier (--classifier RUN_DIR)")
         names = [c.lower() for c in classifier.class_names]
-        proba = np.asarray(classifier.predict_proba(images, batch_size=self.config.batch_size), dtype=np.float64)
+        inputs = images
+        if [c.lower() for c in images.class_names] != names:
+            # another class list (a MEL/NV set scored by a 7-class classifier): the classifier reads the
+            # pixels only, and the classes are matched by name below
+            inputs = images.images(classifier.image_size)
+        proba = np.asarray(classifier.predict_proba(inputs, batch_size=self.config.batch_size), dtype=np.float64)
         if proba.shape != (len(images), len(names)):
             raise PluginError(f"filter 'path-rank': classifier returned probabilities of shape {proba.shape}, "
                               f"expected {(len(images), len(names))}")

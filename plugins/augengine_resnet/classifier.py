@@ -220,11 +220,14 @@ class ResnetClassifier(augengine.Classifier):
     # -- data -----------------------------------------------------------------------------
     def _training_set(self, train: ImageSet, synthetic: Sequence[ImageSet], amount, seed: int) -> ImageSet:
         synthetic = list(synthetic or [])
+        real = {c.lower() for c in train.class_names}
         for i, s in enumerate(synthetic):
-            if sorted(c.lower() for c in s.class_names) != sorted(c.lower() for c in train.class_names):
+            # classes are matched by name (augengine.combine): a MEL/NV set joins a 7-class training set
+            unknown = [c for c in s.class_names if c.lower() not in real]
+            if unknown:
                 raise DataError(
-                    f"classifier 'resnet': synthetic set {i} ({getattr(s, 'path', type(s).__name__)}) has classes "
-                    f"{list(s.class_names)}, the real training set has {list(train.class_names)}"
+                    f"classifier 'resnet': synthetic set {i} ({getattr(s, 'path', type(s).__name__)}): class "
+                    f"{', '.join(map(repr, unknown))} is not in the real training set's classes {list(train.class_names)}"
                 )
             if s.size != train.size:
                 self.notes.append(

@@ -131,14 +131,17 @@ class SetQualityEvaluator(augengine.Evaluator):
         if cfg.features == "inception":
             raise PluginError("evaluator 'set-quality': features='inception' is not supported yet "
                               "(use features='classifier': a classifier trained on the real data)")
-        for label, s in (("synthetic", synthetic), ("train", train), ("test", test)):
+        sets = {"synthetic": synthetic, "train": train, "test": test}
+        for label, s in sets.items():
             if s is None:
                 continue
             if not isinstance(s, ImageSet):
                 raise DataError(f"evaluator 'set-quality': {label} must be an ImageSet, got {type(s).__name__}")
             if list(s.class_names) != list(classifier.class_names):
-                raise DataError(f"evaluator 'set-quality': {label} has classes {list(s.class_names)}, "
-                                f"the classifier was trained on {list(classifier.class_names)}")
+                # another class list (a MEL/NV synthetic set, a 7-class classifier): match classes by name;
+                # a class outside the classifier's class space is a one-line error naming it
+                sets[label] = s.relabel(classifier.class_names, where=f"evaluator 'set-quality': {label} set")
+        synthetic, train, test = sets["synthetic"], sets["train"], sets["test"]
         if len(synthetic) == 0 or len(train) == 0:
             raise DataError(f"evaluator 'set-quality': empty set (synthetic {len(synthetic)}, train {len(train)} images)")
 

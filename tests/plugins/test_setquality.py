@@ -225,7 +225,7 @@ def test_clear_errors(train):
     with pytest.raises(DataError, match="training set"):
         ev.evaluate(clf, None, synthetic=train)
     other = tiny_imageset(n_per_class=4, size=16, classes=("MEL", "NV", "DF"), seed=1)
-    with pytest.raises(DataError, match="synthetic has classes") as e:
+    with pytest.raises(DataError, match=r"synthetic set: classes \['DF'\] of this set are not in the class space") as e:
         ev.evaluate(clf, None, synthetic=other, train=train)
     assert "\n" not in str(e.value)
     with pytest.raises(PluginError, match="inception"):
