@@ -11,7 +11,9 @@ Formats (``format="auto"`` picks one from what ``path`` holds):
 * ``ham10000``: ``HAM10000_metadata.csv`` + ``images/`` (or ``HAM10000_images_part_1/_part_2``).
 * ``isic2019``: ``ISIC_2019_Training_GroundTruth.csv`` + ``ISIC_2019_Training_Input/``; the optional
   ``ISIC_2019_Training_Metadata.csv`` supplies lesion ids.
-* ``folder``: ``root/<class>/*.jpg|png|…`` (torchvision's ImageFolder layout, own class names).
+* ``isic2018``, ``isic2020``, ``ph2``, ``csv`` (any spreadsheet): :mod:`augengine.data.formats`.
+* ``folder``: ``root/<class>/*.jpg|png|…`` (torchvision's ImageFolder layout, own class names); one
+  class folder with a CSV beside it that names its images is reported (``csv_beside_folder``).
 * ``medmnist``: a MedMNIST-style ``.npz`` (``train_images``, ``train_labels``, ``val_…``, ``test_…``).
 * ``demo``: the built-in demo set (``augengine/datasets/data/demo64.npz``).
 
@@ -58,7 +60,7 @@ HAM_CLASSES = [c for c in ISIC_CLASSES if c in HAM_DX_TO_ISIC.values()]
 # DermaMNIST label order (MedMNIST v2 INFO["dermamnist"]["label"]), mapped onto ISIC names.
 DERMAMNIST_CLASSES = ["AK", "BCC", "BKL", "DF", "MEL", "NV", "VASC"]
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
-FORMATS = ("auto", "ham10000", "isic2019", "folder", "medmnist", "demo")
+FORMATS = ("auto", "ham10000", "isic2019", "isic2018", "isic2020", "ph2", "csv", "folder", "medmnist", "demo")
 
 HAM_CSV = "HAM10000_metadata.csv"
 HAM_IMAGE_DIRS = ("images", "HAM10000_images_part_1", "HAM10000_images_part_2", "HAM10000_images")
@@ -101,7 +103,8 @@ class ImageTable:
 
     Attributes:
         root: dataset root (folder, or the ``.npz`` archive for ``medmnist``/``demo``).
-        format: one of ``ham10000``, ``isic2019``, ``folder``, ``medmnist``, ``demo``.
+        format: one of ``ham10000``, ``isic2019``, ``isic2018``, ``isic2020``, ``ph2``, ``csv``, ``folder``,
+            ``medmnist``, ``demo``.
         class_names: the class space (index = label value).
         labels: int64 array (N,).
         paths: file of each image relative to ``root`` (``archive:<key>[i]`` for embedded images).
@@ -110,6 +113,8 @@ class ImageTable:
         sources: the part of the dataset each image came from (image folder, npz part).
         raw_labels: the label as written in the source (``akiec``, ``AK``, folder name, ``3``).
         problems: warnings found while loading (errors raise instead).
+        meta: provenance: ``labels_from`` (where labels come from and how they were mapped),
+            ``groups_from``, ``group_kind`` (``lesion``, ``patient`` or ``group``), ``notes``.
     """
 
     def __init__(
@@ -309,11 +314,12 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
     return header, [r for r in rows[1:] if any(c.strip() for c in r)]
 
 
-def _index_images(root: Path, dirs: tuple[str, ...]) -> tuple[dict[str, tuple[str, str, int]], list[str]]:
+def _index_images(root: Path, dirs: tuple[str, ...], *, include_root: bool = True
+                  ) -> tuple[dict[str, tuple[str, str, int]], list[str]]:
     """Map image stem → (relative path, folder, size in bytes) over ``dirs`` (and root itself)."""
     found: dict[str, tuple[str, str, int]] = {}
     used = []
-    for d in (*dirs, "."):
+    for d in (*dirs, ".") if include_root else dirs:
         folder = root / d
         if not folder.is_dir():
             continue
@@ -327,15 +333,17 @@ def _index_images(root: Path, dirs: tuple[str, ...]) -> tuple[dict[str, tuple[st
     return found, used
 
 
-def _attach_files(root: Path, csv_path: Path, ids: list[str], index, problems: list[Problem], field: str):
+def _attach_files(root: Path, csv_path: Path, ids: list[str], index, problems: list[Problem], field: str,
+                  *, where: Path | None = None, ext: str = ".jpg", row_numbers: list[int] | None = None):
     paths, sources = [], []
     for n, image_id in enumerate(ids):
         hit = index.get(image_id)
         if hit is None:
+            row = row_numbers[n] if row_numbers is not None else n + 2
             problems.append(Problem("missing", "error", image_id,
-                                    f"{csv_path.name} row {n + 2}: {field} {image_id!r}: image file not found "
-                                    f"under {root} (expected {image_id}.jpg)"))
-            paths.append(f"{image_id}.jpg")
+                                    f"{csv_path.name} row {row}: {field} {image_id!r}: image file not found "
+                                    f"under {where or root} (expected {image_id}{ext})"))
+            paths.append(f"{image_id}{ext}")
             sources.append("missing")
             continue
         rel, d, nbytes = hit
@@ -378,7 +386,8 @@ def _load_ham(root: Path) -> ImageTable:
     paths, sources = _attach_files(root, csv_path, ids, index, problems, "image_id")
     return ImageTable(root=root, format="ham10000", class_names=HAM_CLASSES, labels=labels, paths=paths, ids=ids,
                       groups=lesions, sources=sources, raw_labels=raw, problems=problems,
-                      meta={"metadata_csv": csv_path.name})
+                      meta={"metadata_csv": csv_path.name, "labels_from": f"column dx of {csv_path.name}",
+                            "groups_from": f"lesion_id of {csv_path.name}", "group_kind": "lesion"})
 
 
 def _load_isic2019(root: Path) -> ImageTable:
@@ -421,14 +430,23 @@ def _load_isic2019(root: Path) -> ImageTable:
     paths, sources = _attach_files(root, csv_path, ids, index, problems, "image")
     return ImageTable(root=root, format="isic2019", class_names=ISIC_CLASSES, labels=labels, paths=paths, ids=ids,
                       groups=groups, sources=sources, raw_labels=[ISIC_CLASSES[i] for i in labels],
-                      problems=problems, meta={"metadata_csv": meta_path.name if groups is not None else None})
+                      problems=problems, meta={"metadata_csv": meta_path.name if groups is not None else None,
+                                               "labels_from": f"one-hot columns of {csv_path.name}",
+                                               "groups_from": (f"lesion_id of {meta_path.name} (images without one "
+                                                               "are their own group)") if groups is not None else None,
+                                               "group_kind": "lesion"})
 
 
 def _load_folder(root: Path) -> ImageTable:
+    from augengine.data.formats.hints import csv_beside_folder
+
     classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
     if not classes:
+        hint = csv_beside_folder(root.parent, root, f"{root.name} holds images and no class folders")
         raise DataError(f"{root}: no class folders found; expected root/<class>/*.jpg|png (ImageFolder layout), "
-                        f"{HAM_CSV}, {ISIC_GT_CSV} or a .npz file")
+                        f"{HAM_CSV}, {ISIC_GT_CSV}, train.csv (ISIC 2020), PH2_dataset.txt, an ISIC 2018 Task 3 "
+                        "ground-truth CSV or a .npz file"
+                        + (f"; {hint.message.split(': ', 1)[1]}" if hint else ""))
     paths, labels, problems = [], [], []
     for ci, c in enumerate(classes):
         files = []
@@ -446,9 +464,14 @@ def _load_folder(root: Path) -> ImageTable:
                                     f"{'/'.join(e.lstrip('.') for e in IMAGE_EXTENSIONS[:3])} file"))
         paths += files
         labels += [ci] * len(files)
+    if len(classes) == 1:
+        hint = csv_beside_folder(root, root / classes[0], f"it holds a single class folder {classes[0]!r}")
+        if hint is not None:
+            problems.append(hint)
     return ImageTable(root=root, format="folder", class_names=classes, labels=labels, paths=paths, ids=list(paths),
                       groups=None, sources=[p.split("/", 1)[0] for p in paths],
-                      raw_labels=[p.split("/", 1)[0] for p in paths], problems=problems)
+                      raw_labels=[p.split("/", 1)[0] for p in paths], problems=problems,
+                      meta={"labels_from": "class folder names (root/<class>/…), as written"})
 
 
 def _load_medmnist(path: Path) -> ImageTable:
@@ -479,10 +502,13 @@ def _load_medmnist(path: Path) -> ImageTable:
             sources += [p] * len(im)
         class_names = [str(c) for c in z["class_names"]] if "class_names" in z.files else None
     labels_all = np.concatenate(labels)
+    names_from = "its class_names array"
     if class_names is None and "dermamnist" in path.name.lower():
         class_names = list(DERMAMNIST_CLASSES)
+        names_from = "DermaMNIST's label order (" + ", ".join(f"{i} → {c}" for i, c in enumerate(class_names)) + ")"
     if class_names is None:
         class_names = [str(i) for i in range(int(labels_all.max()) + 1 if len(labels_all) else 0)]
+        names_from = "the label numbers (no class_names array)"
     bad = (labels_all < 0) | (labels_all >= len(class_names))
     if bad.any():
         j = int(np.flatnonzero(bad)[0])
@@ -494,7 +520,9 @@ def _load_medmnist(path: Path) -> ImageTable:
     arr = images[0] if len(images) == 1 else np.concatenate(images)
     return ImageTable(root=path, format="medmnist", class_names=class_names, labels=labels_all,
                       paths=[f"archive:{i}" for i in ids], ids=ids, groups=None, sources=sources,
-                      raw_labels=[str(v) for v in labels_all.tolist()], embedded=arr, problems=problems)
+                      raw_labels=[str(v) for v in labels_all.tolist()], embedded=arr, problems=problems,
+                      meta={"labels_from": f"arrays {', '.join(p + '_labels' for p in parts)} of {path.name}; "
+                                           f"class names from {names_from}"})
 
 
 def _load_demo(path: Path | None = None) -> ImageTable:
@@ -518,8 +546,13 @@ def _load_demo(path: Path | None = None) -> ImageTable:
     return table
 
 
+FORMAT_OPTIONS = {"isic2018": ("part",), "isic2020": ("labels", "unknown"), "csv": ("labels",)}
+
+
 def detect_format(path: str | Path) -> str:
     """Which loader fits ``path`` (DataError when none does or it does not exist)."""
+    from augengine.data.formats import isic2018, isic2020, ph2
+
     if str(path) == "demo":
         return "demo"
     p = Path(path)
@@ -532,11 +565,26 @@ def detect_format(path: str | Path) -> str:
             return "ham10000"
         if p.name == ISIC_GT_CSV:
             return "isic2019"
-        raise DataError(f"{p}: unknown dataset file; expected a folder, a MedMNIST .npz, {HAM_CSV} or {ISIC_GT_CSV}")
+        if isic2018.detect(p):
+            return "isic2018"
+        if isic2020.detect(p):
+            return "isic2020"
+        if ph2.detect(p):
+            return "ph2"
+        hint = (" (any other spreadsheet: format csv with csv=, image_col=, label_col=)"
+                if p.suffix.lower() in (".csv", ".tsv", ".txt") else "")
+        raise DataError(f"{p}: unknown dataset file; expected a folder, a MedMNIST .npz, {HAM_CSV}, {ISIC_GT_CSV}, "
+                        f"an ISIC 2018 Task 3 ground-truth CSV, ISIC 2020 train.csv or PH2_dataset.txt{hint}")
     if (p / HAM_CSV).exists():
         return "ham10000"
     if (p / ISIC_GT_CSV).exists():
         return "isic2019"
+    if isic2018.detect(p):
+        return "isic2018"
+    if isic2020.detect(p):
+        return "isic2020"
+    if ph2.detect(p):
+        return "ph2"
     npz = sorted(p.glob("*.npz"))
     subdirs = [e for e in os.scandir(p) if e.is_dir() and not e.name.startswith(".")]
     if len(npz) == 1 and not subdirs:
@@ -544,15 +592,52 @@ def detect_format(path: str | Path) -> str:
     return "folder"
 
 
-def scan_dataset(path: str | Path = "demo", *, format: str = "auto") -> ImageTable:
+def _resolve_request(path, format, csv, image_col, label_col, group_col, root, options):
+    """Normalise load_dataset's arguments: a spec (mapping, DatasetSpec, .toml file) or a path plus keywords."""
+    from augengine.data.spec import DatasetSpec, spec_from
+
+    if isinstance(path, (dict, DatasetSpec)) or (isinstance(path, (str, Path)) and str(path).endswith(".toml")
+                                                 and Path(path).expanduser().is_file()):
+        spec = spec_from(path)
+        kw = spec.kwargs()
+        given = {k: v for k, v in dict(format=format, csv=csv, image_col=image_col, label_col=label_col,
+                                       group_col=group_col, root=root, options=options).items()
+                 if v is not None and not (k == "format" and v == "auto")}
+        kw.update(given)
+        return spec.path, kw
+    return path, dict(format=format, csv=csv, image_col=image_col, label_col=label_col, group_col=group_col,
+                      root=root, options=options)
+
+
+def scan_dataset(path="demo", *, format: str = "auto", csv: str | Path | None = None, image_col: str | None = None,
+                 label_col=None, group_col: str | None = None, root: str | Path | None = None,
+                 options: dict[str, Any] | None = None) -> ImageTable:
     """Read a dataset's listing without raising on per-file problems (they are in ``table.problems``).
 
-    Structural problems (missing folder, wrong CSV header, labels outside the class space) still
-    raise :class:`~augengine.DataError`.
+    Takes the arguments of :func:`load_dataset`. Structural problems (missing folder, wrong CSV
+    header, labels outside the class space) still raise :class:`~augengine.DataError`.
     """
+    path, kw = _resolve_request(path, format, csv, image_col, label_col, group_col, root, options)
+    format, csv, image_col, label_col, group_col, root = (kw[k] for k in ("format", "csv", "image_col", "label_col",
+                                                                          "group_col", "root"))
+    options = dict(kw["options"] or {})
     if format not in FORMATS:
         raise DataError(f"format: expected one of {', '.join(FORMATS)}; got {format!r}")
+    csv_args = {k: v for k, v in dict(csv=csv, image_col=image_col, label_col=label_col, group_col=group_col,
+                                      root=root).items() if v}
+    if csv_args and format == "auto":
+        format = "csv"
+    if format == "csv":
+        return _load_spreadsheet(path, csv, image_col, label_col, group_col, root, options)
+    if csv_args:
+        raise DataError(f"{', '.join(csv_args)}: apply to format csv only (format is {format})")
     fmt = detect_format(path) if format == "auto" else format
+    allowed = FORMAT_OPTIONS.get(fmt, ())
+    bad = [k for k in options if k not in allowed]
+    if bad:
+        raise DataError(f"option {bad[0]!r}: format {fmt} takes "
+                        + (f"the options {', '.join(allowed)}" if allowed else "no options")
+                        + f" (given {', '.join(f'{k}={v}' for k, v in options.items())})")
     if fmt == "demo":
         return _load_demo(None if str(path) == "demo" else Path(path))
     p = Path(path).expanduser()
@@ -565,6 +650,10 @@ def scan_dataset(path: str | Path = "demo", *, format: str = "auto") -> ImageTab
         return _load_ham(p)
     if fmt == "isic2019":
         return _load_isic2019(p)
+    if fmt in ("isic2018", "isic2020", "ph2"):
+        import importlib
+
+        return importlib.import_module(f"augengine.data.formats.{fmt}").load(p, **options)
     if fmt == "medmnist":
         if p.is_dir():
             npz = sorted(p.glob("*.npz"))
@@ -577,23 +666,68 @@ def scan_dataset(path: str | Path = "demo", *, format: str = "auto") -> ImageTab
     return _load_folder(p)
 
 
-def load_dataset(path: str | Path = "demo", *, format: str = "auto") -> ImageTable:
+def _load_spreadsheet(path, csv, image_col, label_col, group_col, root, options) -> ImageTable:
+    from augengine.data.formats import spreadsheet
+
+    bad = [k for k in options if k not in FORMAT_OPTIONS["csv"]]
+    if bad:
+        raise DataError(f"option {bad[0]!r}: format csv takes the options {', '.join(FORMAT_OPTIONS['csv'])}")
+    base = None if path is None or str(path) == "demo" else Path(path).expanduser()
+    if csv is None:
+        if base is not None and base.is_file():
+            csv = base
+        else:
+            raise DataError(f"format csv needs csv= the spreadsheet file (given path {path!r})")
+    csv_path = Path(csv).expanduser()
+    if not csv_path.is_absolute() and not csv_path.exists() and base is not None and base.is_dir() \
+            and (base / csv_path).is_file():
+        csv_path = base / csv_path
+    if root is None and base is not None and base.is_dir():
+        root = base
+    return spreadsheet.load(csv_path, image_col=image_col, label_col=label_col, group_col=group_col, root=root,
+                            **options)
+
+
+def load_dataset(path="demo", *, format: str = "auto", csv: str | Path | None = None, image_col: str | None = None,
+                 label_col=None, group_col: str | None = None, root: str | Path | None = None,
+                 options: dict[str, Any] | None = None) -> ImageTable:
     """Load a dataset listing as an :class:`ImageTable`.
 
     Args:
-        path: dataset folder, ``.npz`` file, or ``"demo"`` (the built-in demo set, the default).
-        format: ``auto`` (detect) or one of ``ham10000``, ``isic2019``, ``folder``, ``medmnist``, ``demo``.
+        path: dataset folder, ``.npz`` file, ``"demo"`` (the built-in demo set, the default), or a
+            dataset spec: a :class:`~augengine.data.spec.DatasetSpec`, a mapping of its keys, or a
+            ``.toml`` file of them (how bench configs name a spreadsheet).
+        format: ``auto`` (detect) or one of ``ham10000``, ``isic2019``, ``isic2018``, ``isic2020``,
+            ``ph2``, ``csv``, ``folder``, ``medmnist``, ``demo``.
+        csv: format ``csv``: the spreadsheet file (relative paths also tried under ``path``).
+        image_col: format ``csv``: column of image paths (relative to ``root``) or names.
+        label_col: format ``csv``: column of class names, or several one-hot columns (list or ``"A,B,C"``).
+        group_col: format ``csv``: optional column of lesion/patient ids; a split keeps each whole.
+        root: format ``csv``: folder the image paths are relative to (default ``path`` when it is a
+            folder, else the CSV's folder).
+        options: format options: ``isic2020``: ``labels`` (``diagnosis``/``binary``), ``unknown``
+            (``class``/``drop``); ``isic2018``: ``part`` (``Training``, ``Validation``, ``Test``,
+            comma-separated); ``csv``: ``labels`` (``auto``/``as-written``).
 
     Returns:
-        The table; warnings (e.g. unlisted files) are kept in ``table.problems``.
+        The table; warnings (e.g. unlisted files) are kept in ``table.problems``; a likely misread
+        (a one-class folder set with a CSV naming its images beside it) is also a :class:`DataWarning`.
 
     Raises:
         DataError: one line naming the file, the field and what was expected, for the first
             problem that makes the dataset unusable (missing/empty image file, empty class, …).
     """
-    table = scan_dataset(path, format=format)
+    import warnings
+
+    from augengine.data.cache import DataWarning
+
+    table = scan_dataset(path, format=format, csv=csv, image_col=image_col, label_col=label_col,
+                         group_col=group_col, root=root, options=options)
     errors = [p for p in table.problems if p.severity == "error"]
     if errors:
         more = f" (and {len(errors) - 1} more problems; run 'augengine data inspect {path}')" if len(errors) > 1 else ""
         raise DataError(errors[0].message + more)
+    for p in table.problems:
+        if p.kind == "csv_beside_folder":
+            warnings.warn(p.message, DataWarning, stacklevel=2)
     return table
