@@ -43,9 +43,70 @@ def config_options(f):
     return f
 
 
+DATA_FORMATS = ("auto", "ham10000", "isic2019", "isic2018", "isic2020", "ph2", "csv", "folder", "medmnist", "demo")
+_DATASET_KEY = "augengine.dataset"
+
+
+def _store_dataset_arg(ctx: click.Context, param: click.Parameter, value):
+    ctx.meta.setdefault(_DATASET_KEY, {})[param.name] = value
+    return value
+
+
+def dataset_options(f=None, *, short_option: bool = False):
+    """How to read the dataset: --format, --csv, --image-col, --label-col, --group-col, --root, --data-option.
+
+    The values are read back with :func:`dataset_args` (the keyword arguments of ``load_dataset``).
+    ``short_option`` adds ``-o`` as an alias of ``--data-option`` (commands without plugin configs).
+    """
+    def deco(f):
+        opts = [
+            click.option("--format", "format", type=click.Choice(DATA_FORMATS), default="auto", show_default=True,
+                         expose_value=False, callback=_store_dataset_arg,
+                         help="Dataset layout (auto: detected from what the path holds)."),
+            click.option("--csv", "csv", expose_value=False, callback=_store_dataset_arg,
+                         help="Any spreadsheet (implies --format csv): the CSV file with one row per image."),
+            click.option("--image-col", "image_col", expose_value=False, callback=_store_dataset_arg,
+                         help="--format csv: column of image paths (relative to --root) or names."),
+            click.option("--label-col", "label_col", expose_value=False, callback=_store_dataset_arg,
+                         help="--format csv: column of class names (or one-hot columns A,B,C)."),
+            click.option("--group-col", "group_col", expose_value=False, callback=_store_dataset_arg,
+                         help="--format csv: column of lesion/patient ids (each kept whole in one split)."),
+            click.option("--root", "root", expose_value=False, callback=_store_dataset_arg,
+                         help="--format csv: folder the image paths are relative to (default: the data folder, "
+                              "else the CSV's folder)."),
+            click.option(*(("-o", "--data-option") if short_option else ("--data-option",)), "data_option",
+                         multiple=True, metavar="KEY=VALUE", expose_value=False, callback=_store_dataset_arg,
+                         help="Format option, repeatable: labels=binary|diagnosis, unknown=drop (isic2020); "
+                              "part=Test (isic2018); labels=as-written (csv)."),
+        ]
+        for o in reversed(opts):
+            f = o(f)
+        return f
+    return deco(f) if f is not None else deco
+
+
+def dataset_args() -> dict[str, Any]:
+    """The keyword arguments of ``load_dataset`` given on the current command line (see :func:`dataset_options`)."""
+    ctx = click.get_current_context(silent=True)
+    got = dict(ctx.meta.get(_DATASET_KEY, {})) if ctx is not None else {}
+    options = {}
+    for item in got.pop("data_option", ()) or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--data-option {item!r}: expected KEY=VALUE, e.g. labels=binary")
+        options[key.strip()] = value.strip()
+    out = {k: v for k, v in got.items() if v is not None}
+    out.setdefault("format", "auto")
+    if options:
+        out["options"] = options
+    return out
+
+
 def data_options(f):
+    f = dataset_options(f)
     f = click.option("--data", default="demo", show_default=True,
-                     help="Dataset path (HAM10000, ISIC 2019, class folders, .npz) or 'demo'.")(f)
+                     help="Dataset path (HAM10000, ISIC 2019/2018/2020, PH2, class folders, .npz, a dataset .toml), "
+                          "or 'demo'; any spreadsheet with --csv.")(f)
     f = click.option("--split", "split_path", type=click.Path(dir_okay=False, path_type=Path),
                      help="Split file from 'augengine data split' (default: the data's default split).")(f)
     f = click.option("--split-seed", type=int, default=0, show_default=True,
@@ -73,7 +134,7 @@ def load_data_split(data: str, split_path: Path | None, split_seed: int = 0):
     """(table, split) for --data/--split; the default split (from ``split_seed``) without a split file."""
     import augengine.data as D
 
-    table = D.load_dataset(data)
+    table = D.load_dataset(data, **dataset_args())
     if split_path is not None:
         return table, D.load_split(split_path, table)
     return table, D.default_split(table, seed=split_seed)

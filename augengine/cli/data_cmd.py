@@ -8,35 +8,38 @@ import warnings
 
 import click
 
-from augengine.cli.common import common_options, verbose_option
+from augengine.cli.common import common_options, dataset_args, dataset_options, verbose_option
 __all__ = ["data", "register"]
 
 
 @click.group("data")
 def data():
-    """Look at a dataset and split it (HAM10000, ISIC 2019, class folders, MedMNIST .npz, demo)."""
+    """Look at a dataset and split it (HAM10000, ISIC 2019/2018/2020, PH2, any spreadsheet, class folders,
+    MedMNIST .npz, demo)."""
 
 
 @data.command("inspect")
 @click.argument("path", default="demo")
-@click.option("--format", "fmt", default="auto", show_default=True,
-              type=click.Choice(["auto", "ham10000", "isic2019", "folder", "medmnist", "demo"]), help="Dataset layout.")
+@dataset_options(short_option=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--strict", is_flag=True, help="Exit non-zero on warnings too (duplicates, conversions, …).")
 @verbose_option
-def inspect_cmd(path, fmt, as_json, strict):
-    """Format, per-class counts, lesions, sizes/modes and every problem of PATH.
+def inspect_cmd(path, as_json, strict):
+    """Format, per-class counts, label mapping, lesions/patients, sizes/modes and every problem of PATH.
 
-    Exit 0 when the set is usable (warnings are handled), 1 when it is not.
+    Problems are counted by kind before they are listed. Exit 0 when the set is usable
+    (warnings are handled), 1 when it is not.
 
     \b
     Example:
       augengine data inspect ../shared/data/ham10000
-      augengine data inspect demo --json
+      augengine data inspect ISIC2018/ -o part=Test
+      augengine data inspect isic2020/ -o labels=binary --json
+      augengine data inspect clinic/ --csv export.csv --image-col file --label-col dx --group-col patient
     """
     from augengine.data.inspect import format_report, inspect_dataset
 
-    rep = inspect_dataset(path, format=fmt, progress=sys.stderr.isatty())
+    rep = inspect_dataset(path, progress=sys.stderr.isatty(), **dataset_args())
     click.echo(json.dumps(rep, indent=1) if as_json else format_report(rep))
     if not rep["usable"] or (strict and rep["n_warnings"]):
         sys.exit(1)
@@ -48,10 +51,9 @@ def inspect_cmd(path, fmt, as_json, strict):
 @click.option("--fractions", default="0.8,0.1,0.1", show_default=True, help="train,val,test fractions (sum 1).")
 @click.option("--group-by", type=click.Choice(["auto", "lesion", "none"]), default="auto", show_default=True,
               help="auto: by lesion when the data knows lesions.")
-@click.option("--format", "fmt", default="auto", show_default=True,
-              type=click.Choice(["auto", "ham10000", "isic2019", "folder", "medmnist", "demo"]), help="Dataset layout.")
+@dataset_options(short_option=True)
 @common_options
-def split_cmd(path, out, fractions, group_by, fmt, seed, device):
+def split_cmd(path, out, fractions, group_by, seed, device):
     """Write a stratified (lesion-grouped where known) train/val/test split file.
 
     \b
@@ -62,7 +64,7 @@ def split_cmd(path, out, fractions, group_by, fmt, seed, device):
     from augengine.data import load_dataset, parse_fractions, split
 
     fr = parse_fractions(fractions)
-    table = load_dataset(path, format=fmt)
+    table = load_dataset(path, **dataset_args())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the straddling count is printed below
         sp = split(table, fr, group_by=group_by, seed=seed)
