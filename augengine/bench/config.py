@@ -177,6 +177,8 @@ class BenchConfig(_Model):
     generator_seeds: list[int] = Field([0])
     focus_class: str = Field("MEL", description="the class of the Table 3 columns and the MEL plots")
     resume_fits: bool = Field(True, description="continue interrupted generator and classifier fits from their checkpoints")
+    keep_resume_state: bool = Field(
+        False, description="keep the files only a resumed fit reads (e.g. ResNet train_state.pt) once a unit is done")
     plugin_modules: list[str] = Field(default_factory=list,
                                       description="extra modules registered as plugins (no entry point needed)")
 
@@ -206,6 +208,27 @@ class BenchConfig(_Model):
     def canonical(self) -> dict[str, Any]:
         """JSON-able dict (the record stored in the output directory)."""
         return json.loads(self.model_dump_json())
+
+    def differs_from(self, old: dict[str, Any]) -> list[str]:
+        """Top-level keys whose value differs from the record ``old`` in what the bench computes.
+
+        :data:`EXECUTION_FIELDS` (how and where units run) never count, and a key the record
+        lacks (written by an older version) counts only when this config changes its default.
+        """
+        mine = self.canonical()
+        fields = type(self).model_fields
+        out = []
+        for k in sorted(set(mine) | set(old)):
+            if k in EXECUTION_FIELDS:
+                continue
+            default = json.loads(type(self).model_validate({}).model_dump_json()).get(k) if k in fields else None
+            if old.get(k, default) != mine.get(k):
+                out.append(k)
+        return out
+
+
+#: config fields that change how or where units run, never what they compute
+EXECUTION_FIELDS = frozenset({"keep_resume_state", "resources"})
 
 
 # ---------------------------------------------------------------------------------------------

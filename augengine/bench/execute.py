@@ -4,7 +4,8 @@ A unit is written in ``units/<name>.partial`` and renamed into place after ``don
 written, so a finished directory is always complete; a SIGKILL leaves at most a ``.partial``
 directory, which the next run continues (fits resume from their checkpoints, synthetic sets
 from their committed chunks). A unit that raises is moved to ``units/<name>.failed`` with its
-traceback in ``log.txt``.
+traceback in ``log.txt``. Once a unit is done, the resume-only files its run directories
+declare are deleted (:mod:`augengine.bench.disk`) unless the config keeps them.
 
 :class:`UnitCall` is what an executor ships to wherever it runs units: a picklable callable
 ``unit_json → status dict``.
@@ -26,6 +27,7 @@ from typing import Any
 
 from augengine.bench.config import BenchConfig
 from augengine.bench.data import BenchData, load_data
+from augengine.bench.disk import dir_bytes, drop_resume_state, human_bytes
 from augengine.bench.graph import Unit
 from augengine.bench.units import Ctx, unit_kind
 from augengine.errors import DataError
@@ -122,10 +124,13 @@ def execute_unit(out_dir: str, unit_json: dict, cfg_json: dict, loader, progress
             return {"status": "failed", "error": f"{type(e).__name__}: {e}", "seconds": time.time() - t0}
         root.removeHandler(handler)
         secs = time.time() - t0
-        log.write(f"== done in {secs:.1f} s\n")
+        freed = 0 if cfg.keep_resume_state else drop_resume_state(part)
+        log.write(f"== done in {secs:.1f} s" + (f"; resume state dropped ({human_bytes(freed)})" if freed else "")
+                  + "\n")
         log.close()
         atomic_write_json(part / "done.json", {"result": result, "seconds": secs, "key": u.key,
-                                               "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+                                               "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                               "disk_bytes": dir_bytes(part), "resume_state_dropped_bytes": freed})
         _fsync_dir(part)
         try:
             os.rename(part, final)

@@ -398,6 +398,24 @@ def _failures(out: Path) -> list[str]:
     return parts
 
 
+def _disk_use(out: Path, plan: list[dict]) -> str:
+    """Measured disk use of the output directory, per unit kind (finished units of the plan)."""
+    from augengine.bench.disk import dir_bytes, human_bytes
+
+    per: dict[str, list[int]] = {}
+    dropped = 0
+    for u in plan:
+        d = done_record(out, u)
+        if d is not None:
+            per.setdefault(u["kind"], []).append(d.get("disk_bytes", dir_bytes(unit_dir(out, u))))
+            dropped += int(d.get("resume_state_dropped_bytes", 0))
+    body = [[k, str(len(v)), human_bytes(sum(v)), human_bytes(sum(v) / len(v))] for k, v in sorted(per.items())]
+    total = dir_bytes(out)
+    return (f"<p>{html.escape(human_bytes(total))} in the output directory; resume state dropped from finished "
+            f"units: {html.escape(human_bytes(dropped))}</p>"
+            + _html_table(["unit kind", "finished units", "disk", "per unit"], body))
+
+
 def _git_commit() -> str | None:
     import augengine
 
@@ -471,6 +489,7 @@ def write_report(out: str | Path) -> Path:
     prov = {"config": rec.get("config"), "versions": rec.get("versions"), "git_commit": _git_commit(),
             "data": {k: split_info.get(k) for k in ("fingerprint", "info", "counts", "external")},
             "report_written_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    s += ["<h2>Disk use</h2>", _disk_use(out, plan)]
     s += ["<h2>Provenance</h2>", f"<pre>{html.escape(json.dumps(prov, indent=2, default=str))}</pre>",
           "<h3>Time per unit</h3>", _html_table(["kind", "unit", "seconds", "key"], times),
           "</body></html>"]

@@ -28,11 +28,12 @@ import numpy as np
 
 from augengine.bench.config import BenchConfig
 from augengine.bench.data import BenchData, default_loader, load_data
+from augengine.bench.disk import dir_bytes, disk_by_kind, human_bytes
 from augengine.bench.execute import UnitCall, register_modules
 from augengine.bench.executors import Executor, create_executor
 from augengine.bench.graph import Plan, Unit, build_plan
 from augengine.bench.results import flatten_metrics
-from augengine.bench.units import UNIT_KINDS
+from augengine.bench.units import UNIT_KINDS, image_count
 from augengine.errors import ConfigError
 from augengine.runs import atomic_write_json, atomic_write_text
 
@@ -153,51 +154,90 @@ class Bench:
             return "partial"
         return "todo"
 
-    def estimate(self, u: Unit) -> float:
-        times: dict[str, list[float]] = {}
-        for p in (self.out / "units").glob("*/done.json") if (self.out / "units").exists() else []:
-            kind = p.parent.name.split("-", 1)[0]
+    def finished_records(self) -> list[tuple[str, dict[str, Any]]]:
+        """(kind, done.json) of every finished unit in the output directory (any config's)."""
+        out = []
+        for p in sorted((self.out / "units").glob("*/done.json")) if (self.out / "units").exists() else []:
             try:
-                times.setdefault(kind, []).append(float(json.loads(p.read_text())["seconds"]))
-            except (ValueError, KeyError):
+                out.append((p.parent.name.split("-", 1)[0], json.loads(p.read_text())))
+            except (OSError, ValueError):
                 pass
-        t = times.get(u.kind)
+        return out
+
+    def estimate(self, u: Unit, finished: list[tuple[str, dict[str, Any]]] | None = None) -> float:
+        """Seconds ``u`` should take: the mean of finished units of its kind here, else a rough default."""
+        finished = self.finished_records() if finished is None else finished
+        t = [float(r["seconds"]) for k, r in finished if k == u.kind and isinstance(r.get("seconds"), (int, float))]
         return float(np.mean(t)) if t else (UNIT_KINDS[u.kind].seconds if u.kind in UNIT_KINDS else 30.0)
 
+    def estimate_disk(self, u: Unit, measured: dict[str, list[int]]) -> tuple[float, str]:
+        """Bytes ``u`` should hold once done, and where the number comes from."""
+        if measured.get(u.kind):
+            return float(np.mean(measured[u.kind])), "measured"
+        if u.kind in ("synth", "filtered"):
+            by_key = self.plan().by_key()
+            synth = u if u.kind == "synth" else next(by_key[k] for k in u.deps if by_key[k].kind == "synth")
+            gen = next(by_key[k] for k in synth.deps if by_key[k].kind == "genfit")
+            size = int(gen.spec["config"].get("image_size") or self.cfg.image_size)  # the generator's size wins
+            n = image_count(u.spec["amount"], len(self.data.train)) * float(u.spec.get("oversample", 1.0))
+            return n * size * size * 3, "set size"
+        return (UNIT_KINDS[u.kind].disk_mb if u.kind in UNIT_KINDS else 1.0) * 1e6, "default"
+
     def dry_run(self) -> str:
-        """The plan as text: one line per unit (state, kind, label, key), then totals and a time estimate."""
+        """The plan as text: one line per unit (state, kind, label, key), then totals, time and disk estimates."""
         plan = self.plan()
+        finished = self.finished_records()
+        measured = disk_by_kind(finished)
         lines = [f"bench plan → {self.out}   ({len(plan.units)} units, {len(plan.arms)} arms + baseline, "
                  f"amounts {self.cfg.amounts}, classifier seeds {self.cfg.classifier_seeds}, "
                  f"generator seeds {self.cfg.generator_seeds})"]
         counts: dict[str, int] = {}
         est = 0.0
+        disk = 0.0
+        disk_src: dict[str, set[str]] = {}
         for u in plan.units:
             st = self.state(u)
             counts[st] = counts.get(st, 0) + 1
             if st != "done":
-                est += self.estimate(u)
+                est += self.estimate(u, finished)
+                b, src = self.estimate_disk(u, measured)
+                disk += b
+                disk_src.setdefault(src, set()).add(u.kind)
             lines.append(f"  {'cached' if st == 'done' else st:8s} {u.kind:8s} {u.label:55s} {u.key[:12]}")
         lines.append("units: " + ", ".join(f"{v} {'cached' if k == 'done' else k}" for k, v in sorted(counts.items())))
         src = "earlier units of this directory" if any(s == "done" for s in counts) else "rough defaults per unit kind"
         lines.append(f"estimated time: {est / 60:.1f} min with 1 job (from {src})")
+        names = {"measured": "finished units of this directory", "set size": "image counts × size² × 3",
+                 "default": "rough defaults"}
+        how = "; ".join(f"{', '.join(sorted(k))}: {names[s]}" for s, k in sorted(disk_src.items()))
+        now = dir_bytes(self.out) if self.out.exists() else 0
+        keep = ("resume state kept (keep_resume_state = true)" if self.cfg.keep_resume_state
+                else "resume state dropped once a unit is done")
+        lines.append(f"disk: {human_bytes(now)} in {self.out} now, about {human_bytes(disk)} more for the units to run"
+                     + (f" ({how})" if how else "") + f"; {keep}")
         return "\n".join(lines)
 
     # -- output directory ---------------------------------------------------------------------
     def check_out_dir(self) -> None:
+        """Refuse an output directory that holds a bench of another config (unless ``force``); record ours.
+
+        Fields that only change how units run (:data:`~augengine.bench.config.EXECUTION_FIELDS`)
+        do not make a config another one; the record is updated to this run's values.
+        """
         rec = self.out / "bench.json"
         mine = self.cfg.canonical()
+        old = None
         if rec.exists():
             try:
                 old = json.loads(rec.read_text()).get("config")
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, AttributeError):
                 old = None
-            if old != mine and not self.force:
-                diff = sorted(k for k in set(mine) | set(old or {}) if (old or {}).get(k) != mine.get(k))
+            diff = self.cfg.differs_from(old) if isinstance(old, dict) else ["bench.json (unreadable)"]
+            if diff and not self.force:
                 raise ConfigError(f"--out {self.out}: holds a bench with another config (differs in: "
                                   f"{', '.join(diff)}); use --force to run this config there (matching finished "
                                   f"units are reused) or choose another --out")
-        if not rec.exists() or self.force:
+        if old != mine:
             self.out.mkdir(parents=True, exist_ok=True)
             atomic_write_json(rec, {"config": mine, "versions": installed_versions(),
                                     "written_at": time.strftime("%Y-%m-%dT%H:%M:%S")})

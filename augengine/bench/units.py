@@ -23,7 +23,7 @@ from augengine.bench.data import BenchData
 from augengine.bench.graph import Unit
 from augengine.errors import DataError
 
-__all__ = ["UnitKind", "UNIT_KINDS", "Ctx", "unit_kind"]
+__all__ = ["UnitKind", "UNIT_KINDS", "Ctx", "unit_kind", "image_count"]
 
 
 @dataclasses.dataclass
@@ -44,7 +44,8 @@ class Ctx:
         return [d for d in self.deps if d["unit"]["kind"] == kind]
 
 
-def _count(amount, n_train: int) -> int:
+def image_count(amount, n_train: int) -> int:
+    """An amount (count, or ratio of the real training set) as a number of images."""
     return int(round(amount * n_train)) if isinstance(amount, float) else int(amount)
 
 
@@ -84,7 +85,7 @@ def _run_clffit(u: Unit, ctx: Ctx) -> dict[str, Any]:
     finals = [d for d in ctx.deps if d["unit"]["kind"] in ("synth", "filtered")]
     if finals:
         synthetic = [SyntheticSet.open(finals[0]["dir"] / "set.h5")]
-        amount = _count(s["amount"], len(ctx.data.train))
+        amount = image_count(s["amount"], len(ctx.data.train))
     run = ctx.work / "run"
     # an interrupted fit continues from its last epoch checkpoint, bit-identical to an
     # uninterrupted fit (tests/plugins/test_resnet.py::test_resume_after_sigkill_is_bit_identical)
@@ -151,7 +152,7 @@ def _run_synth(u: Unit, ctx: Ctx) -> dict[str, Any]:
 
     s = u.spec
     gen = ae.load_run(ctx.dep("genfit")["dir"] / "run", kind="generator")
-    n = int(np.ceil(_count(s["amount"], len(ctx.data.train)) * s["oversample"]))
+    n = int(np.ceil(image_count(s["amount"], len(ctx.data.train)) * s["oversample"]))
     kw: dict[str, Any] = {}
     if gen.mode == "translate":
         kw = {"source": ctx.data.train, "source_class": s["source_class"]}
@@ -177,7 +178,7 @@ def _run_filtered(u: Unit, ctx: Ctx) -> dict[str, Any]:
     scores = np.asarray(flt.score(src, classifier=clf, target_class=s["target_class"]), np.float64)
     keep = np.asarray(flt.select(src, classifier=clf, target_class=s["target_class"], seed=s["seed"],
                                  scores=scores), np.int64)
-    need = _count(s["amount"], len(ctx.data.train))
+    need = image_count(s["amount"], len(ctx.data.train))
     if len(keep) < need:
         raise DataError(f"filter {s['filter']!r}: kept {len(keep)} of {len(src)} generated images, the arm needs "
                         f"{need}; raise the arm's filter.oversample")
@@ -260,22 +261,25 @@ class UnitKind:
         run: ``(unit, ctx) → result dict``.
         seconds: rough time of one unit, for ``--dry-run`` estimates before any unit has run.
         accelerator: the unit trains or runs a network for long (fits): on CUDA it asks for a GPU.
+        disk_mb: rough size of a finished unit, for ``--dry-run`` before any unit of the kind has
+            finished (synthetic sets are sized from their image count instead).
     """
 
     run: Callable[[Unit, "Ctx"], dict[str, Any]]
     seconds: float = 30.0
     accelerator: bool = False
+    disk_mb: float = 1.0
 
 
 UNIT_KINDS: dict[str, UnitKind] = {
-    "split": UnitKind(_run_split, seconds=2),
-    "clffit": UnitKind(_run_clffit, seconds=60, accelerator=True),
-    "select": UnitKind(_run_select, seconds=10),
-    "genfit": UnitKind(_run_genfit, seconds=120, accelerator=True),
+    "split": UnitKind(_run_split, seconds=2, disk_mb=1),
+    "clffit": UnitKind(_run_clffit, seconds=60, accelerator=True, disk_mb=50),
+    "select": UnitKind(_run_select, seconds=10, disk_mb=1),
+    "genfit": UnitKind(_run_genfit, seconds=120, accelerator=True, disk_mb=50),
     "synth": UnitKind(_run_synth, seconds=10),
     "filtered": UnitKind(_run_filtered, seconds=5),
-    "quality": UnitKind(_run_quality, seconds=10),
-    "eval": UnitKind(_run_eval, seconds=10),
+    "quality": UnitKind(_run_quality, seconds=10, disk_mb=2),
+    "eval": UnitKind(_run_eval, seconds=10, disk_mb=2),
 }
 
 

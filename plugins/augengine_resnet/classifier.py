@@ -581,6 +581,7 @@ class ResnetClassifier(augengine.Classifier):
         write_run_record(
             run_dir, self, class_names=list(self.class_names),
             checkpoint_sha256=sha256_file(run_dir / CHECKPOINT), **self.record,
+            resume_state=[TRAIN_STATE],  # only a resumed fit reads it; a finished run may drop it
         )
         self.run_dir = run_dir
         return run_dir

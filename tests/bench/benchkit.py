@@ -5,6 +5,10 @@
 * ``tiny-benefit`` evaluator: accuracy, balanced accuracy, per-class precision/recall with
   bootstrap CIs (``augengine.stats``) and a verdict against a baseline.
 * ``boom`` generator: raises mid-fit; ``bad-shape`` generator: returns wrong-sized images.
+* ``step-noise`` generator: a fit in checkpointed steps that resumes exactly (kill tests).
+
+``mean-colour`` and ``step-noise`` declare their mid-fit state resume-only (``resume_state`` in
+the run record), as the ResNet classifier does with ``train_state.pt``.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ class MeanColourClassifier(ae.Classifier):
         c = len(self.class_names)
         self.means = np.stack([x[keep & (data.labels == k)].mean(0) if (keep & (data.labels == k)).any()
                                else x.mean(0) for k in range(c)])
+        if run_dir is not None:  # what a resumed fit would read (declared resume-only in save)
+            save_checkpoint({"means": torch.from_numpy(self.means)}, Path(run_dir) / "fit_state.pt")
         if self.config.sleep:
             import time
 
@@ -61,7 +67,7 @@ class MeanColourClassifier(ae.Classifier):
     def save(self, run_dir):
         run_dir = Path(run_dir)
         save_checkpoint({"means": torch.from_numpy(self.means)}, run_dir / "checkpoint.pt")
-        write_run_record(run_dir, self, class_names=self.class_names)
+        write_run_record(run_dir, self, class_names=self.class_names, resume_state=["fit_state.pt"])
         self.run_dir = run_dir
         return run_dir
 
@@ -158,6 +164,77 @@ class BadShapeGenerator(ae.Generator):
         return g
 
 
+class StepNoiseConfig(ae.PluginConfig):
+    image_size: int = 16
+    steps: int = 6
+    sleep: float = 0.0  # seconds per step (gives kill tests moments to hit)
+
+
+class StepNoiseGenerator(ae.Generator):
+    """Per-class pixel means accumulated over ``steps`` chunks of the training set, one checkpoint per
+    step; a resumed fit continues from the last step, with the same result as an uninterrupted one.
+
+    Each fit start appends ``pid step`` to ``run_dir/attempts.txt`` (so tests can find the process
+    that runs it and see where a retried fit resumed).
+    """
+
+    name = "step-noise"
+    Config = StepNoiseConfig
+    mode = "noise"
+
+    def fit(self, train, *, val=None, run_dir=None, resume=False, seed=0, progress=True, **inputs):
+        import time
+
+        x = train.images(self.image_size).astype(np.float64)
+        c = len(train.class_names)
+        state = {"step": 0, "sum": np.zeros((c, *x.shape[1:])), "n": np.zeros(c)}
+        ckpt = None if run_dir is None else Path(run_dir) / "fit_state.pt"
+        if resume and ckpt is not None and ckpt.exists():
+            st = load_checkpoint(ckpt)
+            state = {"step": int(st["step"]), "sum": st["sum"].numpy(), "n": st["n"].numpy()}
+        if run_dir is not None:
+            Path(run_dir).mkdir(parents=True, exist_ok=True)
+            with open(Path(run_dir) / "attempts.txt", "a") as f:
+                f.write(f"{os.getpid()} {state['step']}\n")
+        chunks = np.array_split(np.arange(len(x)), self.config.steps)
+        for i in range(state["step"], self.config.steps):
+            idx = chunks[i]
+            for k in range(c):
+                m = idx[train.labels[idx] == k]
+                state["sum"][k] += x[m].sum(0)
+                state["n"][k] += len(m)
+            state["step"] = i + 1
+            if ckpt is not None:
+                save_checkpoint({"step": torch.tensor(state["step"]), "sum": torch.from_numpy(state["sum"]),
+                                 "n": torch.from_numpy(state["n"])}, ckpt)
+            time.sleep(self.config.sleep)
+        self.mean = (state["sum"] / np.maximum(state["n"], 1)[:, None, None, None]).astype(np.float32)
+        self.class_names, self.train_counts = list(train.class_names), train.class_counts()
+        return self
+
+    def sample(self, labels, seeds):
+        out = np.empty((len(labels), *self.mean.shape[1:]), np.uint8)
+        for i, (k, s) in enumerate(zip(np.asarray(labels), np.asarray(seeds))):
+            z = np.random.default_rng(int(s)).standard_normal(self.mean.shape[1:]) * 20
+            out[i] = np.clip(self.mean[k] + z, 0, 255).round()
+        return out
+
+    def save(self, run_dir):
+        run_dir = Path(run_dir)
+        save_checkpoint({"mean": torch.from_numpy(self.mean)}, run_dir / "checkpoint.pt")
+        write_run_record(run_dir, self, class_names=self.class_names, train_counts=self.train_counts,
+                         resume_state=["fit_state.pt"])
+        return run_dir
+
+    @classmethod
+    def load(cls, run_dir, device=None):
+        rec = read_run_record(run_dir)
+        g = cls(rec["config"])
+        g.mean = load_checkpoint(Path(run_dir) / "checkpoint.pt")["mean"].numpy()
+        g.class_names, g.train_counts = rec["class_names"], rec["train_counts"]
+        return g
+
+
 @ae.hookimpl
 def register_classifiers(register):
     register(MeanColourClassifier)
@@ -172,6 +249,7 @@ def register_evaluators(register):
 def register_generators(register):
     register(BoomGenerator)
     register(BadShapeGenerator)
+    register(StepNoiseGenerator)
 
 
 def _fp(s) -> str:

@@ -34,9 +34,8 @@ def _plugins():
     yield
 
 
-def bench(out, **over) -> Bench:
-    return Bench(benchkit.tiny_config(**over), out, loader=benchkit.tiny_loader, progress=False,
-                 force=over.pop("_force", False) if "_force" in over else False)
+def bench(out, _force=False, **over) -> Bench:
+    return Bench(benchkit.tiny_config(**over), out, loader=benchkit.tiny_loader, progress=False, force=_force)
 
 
 def _env():
@@ -129,6 +128,43 @@ def test_failing_plugins_are_isolated(tmp_path):
     assert "generator 'bad-shape'" in bad and "16×16×3" in bad and "(6, 19, 19, 3)" in bad, bad
     html = (out / "report.html").read_text()
     assert "boom: the plugin exploded" in html and "2 failed" in html
+
+
+def test_resume_state_dropped_once_done_and_disk_reported(tmp_path):
+    """Files a run declares resume-only go once the unit is done (kept with keep_resume_state); the dry run
+    estimates disk use and the report measures it."""
+    from augengine.bench.disk import resume_state_files
+
+    out = tmp_path / "b"
+    b = bench(out, amounts=[6], arms=[{"name": "steps", "generator": "step-noise"}])
+    dry = b.dry_run()
+    assert "disk: 0 B in" in dry and "more for the units to run" in dry and "synth: image counts" in dry, dry
+    assert b.run().exit_code == 0
+    fits = sorted(out.glob("units/clffit-*/run")) + sorted(out.glob("units/genfit-*/run"))
+    assert len(fits) == 5
+    for run in fits:
+        assert (run / "checkpoint.pt").exists() and not (run / "fit_state.pt").exists(), run
+        done = json.loads((run.parent / "done.json").read_text())
+        assert done["resume_state_dropped_bytes"] > 0 and done["disk_bytes"] > 0
+    html = (out / "report.html").read_text()
+    assert "Disk use" in html and "resume state dropped from finished units" in html
+    assert "clffit, eval, synth: finished units of this directory" in bench(out, amounts=[6, 12], _force=True,
+                                                               arms=[{"name": "steps", "generator": "step-noise"}]
+                                                               ).dry_run()
+    # keep_resume_state: kept; it changes how units run, not what they compute (same directory accepted)
+    keep = bench(out, amounts=[6], arms=[{"name": "steps", "generator": "step-noise"}], keep_resume_state=True)
+    assert keep.run().exit_code == 0
+    out2 = tmp_path / "keep"
+    assert bench(out2, amounts=[6], arms=[{"name": "steps", "generator": "step-noise"}],
+                 keep_resume_state=True).run().exit_code == 0
+    assert len(list(out2.glob("units/*/run/fit_state.pt"))) == 5
+    assert (out2 / "results.jsonl").read_text() == (out / "results.jsonl").read_text()
+    # a run record may only name files inside its run directory
+    run = next(out2.glob("units/clffit-*/run"))
+    rec = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**rec, "resume_state": ["../done.json"]}))
+    with pytest.raises(ValueError, match=r"resume_state entry '\.\./done\.json' is not a path inside"):
+        resume_state_files(run.parent)
 
 
 def _kill_cfg(**over):
@@ -249,7 +285,8 @@ def test_unfinished_units_are_listed_and_exit_nonzero(tmp_path):
         pytest.skip(f"data layer not ready: {e}")
     r = CliRunner().invoke(main, ["bench", str(toml), "--out", str(tmp_path / "b"), "--no-progress"])
     assert r.exit_code == 1, r.output
-    assert "1 unit(s) failed: gen-boom-g0" in r.output and "could not run: set-boom-20-g0" in r.output, r.output
+    assert "1 unit(s) failed: gen-boom-g0" in r.output, r.output
+    assert "3 unit(s) could not run: clf-boom-20-g0-s0, eval-tiny-benefit-boom-20-g0-test, set-boom-20-g0" in r.output
 
 
 def _have_demo_plugins() -> bool:
