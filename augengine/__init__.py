@@ -49,7 +49,7 @@ from augengine.runs import load_checkpoint, load_run, save_checkpoint
 from augengine.runtime import seed_everything, select_device
 from augengine.synthetic import SyntheticSet
 
-from augengine.data import combine, load_dataset, load_split, split  # noqa: E402  (data layer)
+from augengine.data import combine, load_dataset, load_split, resample_like, split  # noqa: E402  (data layer)
 
 __all__ = [
     "__version__",
@@ -92,6 +92,7 @@ __all__ = [
     "load_run",
     "load_split",
     "register_plugin",
+    "resample_like",
     "reset_plugins",
     "resize_uint8",
     "save_checkpoint",

@@ -13,7 +13,8 @@
 Modules: :mod:`~augengine.data.table` (ImageTable, loaders), :mod:`~augengine.data.formats` (ISIC 2018,
 ISIC 2020, PH2, any spreadsheet), :mod:`~augengine.data.spec` (DatasetSpec), :mod:`~augengine.data.splits`,
 :mod:`~augengine.data.cache` (decoded HDF5 cache), :mod:`~augengine.data.combine`,
-:mod:`~augengine.data.augment`, :mod:`~augengine.data.inspect`.
+:mod:`~augengine.data.augment`, :mod:`~augengine.data.inspect`, :mod:`~augengine.data.resample`
+(the resampling control).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 from augengine.data.augment import Augment, AugmentConfig, augment
 from augengine.data.cache import DataWarning, cache_dir, cache_path, decode_image, decoded_images
 from augengine.data.combine import CombinedImageSet, combine
+from augengine.data.resample import class_counts_in, resample_like
 from augengine.data.spec import DatasetSpec
 from augengine.data.splits import Split, allocate, default_split, load_split, parse_fractions, split
 from augengine.data.table import (
@@ -61,6 +63,8 @@ __all__ = [
     "load_dataset",
     "load_split",
     "parse_fractions",
+    "resample_like",
+    "class_counts_in",
     "scan_dataset",
     "split",
 ]
