@@ -42,7 +42,8 @@ def test_isic2018_whole_folder(tmp_path):
 
 def test_isic2018_one_part(tmp_path):
     root = make_isic2018(tmp_path / "t", parts=("Test",), csv_in_subfolder=True)
-    for path in (root, root / "ISIC2018_Task3_Test_GroundTruth" / "ISIC2018_Task3_Test_GroundTruth.csv"):
+    for path in (root, root / "ISIC2018_Task3_Test_GroundTruth",
+                 root / "ISIC2018_Task3_Test_GroundTruth" / "ISIC2018_Task3_Test_GroundTruth.csv"):
         t = load_dataset(path)
         assert t.format == "isic2018" and len(t) == 14 and t.groups is None and t.meta["parts"] == ["Test"]
     full = make_isic2018(tmp_path / "all")

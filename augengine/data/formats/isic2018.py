@@ -130,6 +130,9 @@ def load(path: Path, *, part=None) -> ImageTable:
     else:
         root = path
         parts = find_parts(root)
+        m = re.match(r"^ISIC2018_Task3_(Training|Validation|Test)_GroundTruth$", root.name)
+        if m and not (root / input_name(m.group(1))).is_dir() and (root.parent / input_name(m.group(1))).is_dir():
+            root = root.parent  # pointed at the folder the ground-truth zip extracts to
     if not parts:
         raise DataError(f"{root}: no ISIC 2018 Task 3 ground truth; expected {gt_name('Training')} (or the "
                         "Validation/Test one) beside its _Input folder")
