@@ -14,7 +14,7 @@ from augengine import stats
 from augengine.errors import DataError, PluginError
 from augengine.imageset import ImageSet
 
-from augengine_setquality.features import FEATURE_CACHE, classifier_fingerprint
+from augengine_setquality.features import FEATURE_CACHE, ClassifierFeatures, InceptionFeatures
 from augengine_setquality.metrics import (
     frechet_distance,
     kernel_distance,
@@ -29,8 +29,11 @@ class SetQualityConfig(augengine.PluginConfig):
     """Configuration of the ``set-quality`` evaluator."""
 
     features: Literal["classifier", "inception"] = Field(
-        "classifier", description="feature space: the given classifier's penultimate layer (inception: not yet)")
-    inception_weights: str | None = Field(None, description="local Inception weights file (features='inception')")
+        "classifier", description="feature space: the given classifier's penultimate layer, or the FID "
+        "Inception-v3 network (torchmetrics' definition, 2048-d; needs inception_weights and torch-fidelity)")
+    inception_weights: str | None = Field(None, description="local FID Inception-v3 weights file, a state dict "
+                                          "of tensors (features='inception'; nothing is downloaded)")
+    device: str = Field("auto", description="device of the Inception network: auto | cpu | cuda")
     nearest_k: int = Field(3, ge=1, description="k of improved precision/recall (Kynkäänniemi et al. 2019)")
     dc_nearest_k: int = Field(5, ge=1, description="k of density/coverage (Naeem et al. 2020)")
     kid_subsets: int = Field(50, ge=1, description="KID: number of random subsets (std over them is reported)")
@@ -53,7 +56,8 @@ class SetQualityConfig(augengine.PluginConfig):
     cas_classifier: str | None = Field(None, description="classifier plugin for CAS (None = the given classifier's)")
     cas_config: dict[str, Any] = Field(default_factory=dict, description="config overrides of the CAS classifier")
     batch_size: int = Field(256, ge=1, description="feature-extraction batch size")
-    disk_cache: bool = Field(True, description="cache features under <classifier run_dir>/features/")
+    disk_cache: bool = Field(True, description="cache features under $AUGENGINE_CACHE/features/ (keyed by the "
+                             "network's checkpoint hash and the pixels' hash; never written into an input)")
 
 
 def _finite(x) -> float | None:
@@ -85,7 +89,10 @@ class SetQualityEvaluator(augengine.Evaluator):
 
     Every number is computed against the real *training* set, in the feature space of the given
     (real-trained) classifier's penultimate layer — no download, no ImageNet features — per class
-    and overall, with N shown and bootstrap CIs where a per-image statistic allows one. When the
+    and overall, with N shown and bootstrap CIs where a per-image statistic allows one. With
+    ``features="inception"`` the feature space is the FID Inception-v3 network as torchmetrics
+    defines it, read from a local ``inception_weights`` file (optional extra ``inception``:
+    torch-fidelity); the classifier is then optional (it is needed for the reverse view and CAS). When the
     real test set is given, the same numbers for it (held-out real images vs. training) are the
     reference a synthetic set should be read against.
 
@@ -107,7 +114,7 @@ class SetQualityEvaluator(augengine.Evaluator):
 
         Args:
             classifier: a trained classifier whose ``features`` define the feature space (a list:
-                the first is used).
+                the first is used); optional with ``features="inception"``.
             test: the real test set: reference scores, CAS test set (optional).
             synthetic: the set under evaluation (any ImageSet, usually a SyntheticSet).
             train: the real training set (the reference distribution).
@@ -121,54 +128,60 @@ class SetQualityEvaluator(augengine.Evaluator):
         cfg = self.config
         if isinstance(classifier, (list, tuple)):
             classifier = classifier[0] if classifier else None
-        if classifier is None:
+        if classifier is None and cfg.features == "classifier":
             raise DataError("evaluator 'set-quality': needs a trained classifier (--classifier RUN_DIR) "
                             "whose features define the feature space; got none")
         if synthetic is None:
             raise DataError("evaluator 'set-quality': needs a synthetic set (--set SET.h5); got none")
         if train is None:
             raise DataError("evaluator 'set-quality': needs the real training set (train=...); got none")
-        if cfg.features == "inception":
-            raise PluginError("evaluator 'set-quality': features='inception' is not supported yet "
-                              "(use features='classifier': a classifier trained on the real data)")
+        if cfg.features == "inception" and not cfg.inception_weights:
+            raise DataError("evaluator 'set-quality': features='inception' needs inception_weights=<local weights "
+                            "file> (the FID Inception-v3 state dict; nothing is downloaded)")
+        names = list(classifier.class_names if classifier is not None else train.class_names)
         sets = {"synthetic": synthetic, "train": train, "test": test}
         for label, s in sets.items():
             if s is None:
                 continue
             if not isinstance(s, ImageSet):
                 raise DataError(f"evaluator 'set-quality': {label} must be an ImageSet, got {type(s).__name__}")
-            if list(s.class_names) != list(classifier.class_names):
+            if list(s.class_names) != names:
                 # another class list (a MEL/NV synthetic set, a 7-class classifier): match classes by name;
                 # a class outside the classifier's class space is a one-line error naming it
-                sets[label] = s.relabel(classifier.class_names, where=f"evaluator 'set-quality': {label} set")
+                sets[label] = s.relabel(names, where=f"evaluator 'set-quality': {label} set")
         synthetic, train, test = sets["synthetic"], sets["train"], sets["test"]
         if len(synthetic) == 0 or len(train) == 0:
             raise DataError(f"evaluator 'set-quality': empty set (synthetic {len(synthetic)}, train {len(train)} images)")
 
-        feats = lambda s: FEATURE_CACHE.features(classifier, s, batch_size=cfg.batch_size, disk=cfg.disk_cache)
+        if cfg.features == "inception":
+            space = InceptionFeatures(cfg.inception_weights, image_size=int(synthetic.size or train.size or 64),
+                                      device=str(augengine.select_device(cfg.device)))
+        else:
+            space = ClassifierFeatures(classifier)
+        feats = lambda s: FEATURE_CACHE.features(space, s, batch_size=cfg.batch_size, disk=cfg.disk_cache)
         f_train, px_train = feats(train)
         f_syn, px_syn = feats(synthetic)
         use_ref = cfg.reference and test is not None and len(test) > 0
-        f_test, px_test = feats(test) if (use_ref or cfg.cas or cfg.reverse) and test is not None else (None, None)
+        f_test, _ = feats(test) if use_ref else (None, None)
         dim = int(f_train.shape[1])
-        names = list(classifier.class_names)
         y_train = np.asarray(train.labels, np.int64)
         y_syn = np.asarray(synthetic.labels, np.int64)
         g_train = getattr(train, "groups", None)
 
         metrics: dict[str, Any] = {
             "n": {"train": len(train), "synthetic": len(synthetic), "test": len(test) if test is not None else 0},
-            "feature_space": {"source": "classifier", "classifier": classifier.name, "dim": dim,
-                              "image_size": int(classifier.image_size),
-                              "checkpoint": classifier_fingerprint(classifier)},
+            "feature_space": {**space.describe(), "dim": dim},
             "settings": {"nearest_k": cfg.nearest_k, "dc_nearest_k": cfg.dc_nearest_k, "fd_min_n": cfg.fd_min_n,
                          "copy_ratio": cfg.copy_ratio, "n_boot": cfg.n_boot, "ci_level": cfg.ci_level},
             "class_names": names,
             "notes": [
                 "FD is biased upwards at small N (≈ ∝ D/N); compare FDs only at equal N — fd_preferred=false "
                 f"marks N < max(fd_min_n={cfg.fd_min_n}, D+1={dim + 1}); read KID there",
-                "features come from a classifier trained on the training images: copies of training images "
-                "look better than held-out real images on FD/precision; see memorisation",
+                ("features come from a classifier trained on the training images: copies of training images "
+                 "look better than held-out real images on FD/precision; see memorisation")
+                if space.source == "classifier" else
+                ("features come from the FID Inception-v3 network (ImageNet-trained): numbers are comparable with "
+                 "other FID/KID values only for the same weights file, image size and N"),
                 "overall FD/KID also measure the class mix; synthetic sets are often class-balanced, the "
                 "training set is not — per-class numbers compare like with like",
                 "precision/density CIs resample synthetic images, recall/coverage CIs resample training images "
@@ -190,12 +203,12 @@ class SetQualityEvaluator(augengine.Evaluator):
         if pairs is not None and len(pairs[0]) and cfg.grid_pairs > 0:
             figures["closest_pairs"] = self._pairs_figure(px_syn, px_train, *pairs)
         real_on_test = None
-        if test is not None and len(test) and (cfg.reverse or cfg.cas):
-            real_on_test = self._classification(classifier.predict(px_test, batch_size=cfg.batch_size),
+        if classifier is not None and test is not None and len(test) and (cfg.reverse or cfg.cas):
+            real_on_test = self._classification(classifier.predict(test, batch_size=cfg.batch_size),
                                                 np.asarray(test.labels, np.int64), getattr(test, "groups", None),
                                                 names, seed + 2)
-        if cfg.reverse:
-            pred = classifier.predict(px_syn, batch_size=cfg.batch_size)
+        if cfg.reverse and classifier is not None:
+            pred = classifier.predict(synthetic, batch_size=cfg.batch_size)
             metrics["reverse"] = {
                 "description": "the real-trained classifier classifies the synthetic images (per-class recall "
                                "= share of class-c synthetic images it calls c)",
@@ -345,11 +358,13 @@ class SetQualityEvaluator(augengine.Evaluator):
             return {"skipped": "cas=false (set -o cas=true: trains one classifier on the synthetic set)"}
         if test is None or len(test) == 0:
             return {"skipped": "no real test set to score the synthetic-trained classifier on"}
-        name = cfg.cas_classifier or classifier.name
+        name = cfg.cas_classifier or (classifier.name if classifier is not None else None)
+        if name is None:
+            return {"skipped": "no classifier given and cas_classifier not set"}
         if name not in augengine.list_classifiers():
             return {"skipped": f"classifier plugin {name!r} is not installed "
                                f"(installed: {augengine.list_classifiers()})"}
-        conf = classifier.config.model_dump() if name == classifier.name else {}
+        conf = classifier.config.model_dump() if classifier is not None and name == classifier.name else {}
         conf.update(cfg.cas_config)
         clf = augengine.create_classifier(name, **conf)
         clf.fit(synthetic, seed=seed, progress=False)
@@ -382,7 +397,9 @@ class SetQualityEvaluator(augengine.Evaluator):
         head = (f"{'':<14}{'N_real':>7}{'N_set':>7}{'FD':>10}{'KID×1e3':>13}{'prec':>7}{'rec':>7}"
                 f"{'dens':>7}{'cov':>7}")
         fs = m["feature_space"]
-        lines = [f"set quality in the feature space of classifier {fs['classifier']!r} (D={fs['dim']}, "
+        where = (f"classifier {fs['classifier']!r}" if fs.get("source") == "classifier"
+                 else "the FID Inception-v3 network")
+        lines = [f"set quality in the feature space of {where} (D={fs['dim']}, "
                  f"{fs['image_size']} px); real = training set, N = images per side", ""]
         blocks = [("synthetic vs train", m["synthetic"])]
         if "reference" in m:

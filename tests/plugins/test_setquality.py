@@ -12,7 +12,7 @@ from augengine.errors import AugengineError, DataError, PluginError
 from augengine.testing import EvaluatorContract, StubClassifier, tiny_imageset
 
 from augengine_setquality import FeatureCache, frechet_distance, kernel_distance, manifold_statistics
-from augengine_setquality.features import FEATURE_CACHE
+from augengine_setquality.features import FEATURE_CACHE, feature_cache_dir
 
 FAST = {"kid_subsets": 10, "n_boot": 200}
 
@@ -210,7 +210,9 @@ def test_features_are_extracted_once_and_cached_on_disk(train, tmp_path):
     clf.run_dir = tmp_path
     cache = FeatureCache()
     f1, _ = cache.features(clf, syn)
-    assert _CountingStub.calls == 4 and len(list((tmp_path / "features").glob("*.npy"))) == 1
+    # the disk copy goes to the engine's cache, never into the classifier's run folder (an input)
+    assert _CountingStub.calls == 4 and len(list(feature_cache_dir().glob("classifier-*.npy"))) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
     f2, _ = FeatureCache().features(clf, syn)  # a fresh process-like cache reads the disk copy
     assert _CountingStub.calls == 4
     np.testing.assert_array_equal(f1, f2)
@@ -228,7 +230,7 @@ def test_clear_errors(train):
     with pytest.raises(DataError, match=r"synthetic set: classes \['DF'\] of this set are not in the class space") as e:
         ev.evaluate(clf, None, synthetic=other, train=train)
     assert "\n" not in str(e.value)
-    with pytest.raises(PluginError, match="inception"):
+    with pytest.raises(DataError, match="features='inception' needs inception_weights"):
         ae.create_evaluator("set-quality", features="inception").evaluate(clf, None, synthetic=train, train=train)
     with pytest.raises(AugengineError):
         ae.create_evaluator("set-quality", nearest_k=0)
