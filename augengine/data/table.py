@@ -542,7 +542,9 @@ def _load_demo(path: Path | None = None) -> ImageTable:
         table = ImageTable(root=path, format="demo", class_names=[str(c) for c in z["class_names"]],
                            labels=z["labels"], paths=[f"archive:{i}" for i in z["image_ids"]],
                            ids=[str(i) for i in z["image_ids"]], groups=[str(g) for g in z["lesion_ids"]],
-                           sources=["demo"] * len(blobs), raw_labels=[str(d) for d in z["dx"]], embedded=blobs)
+                           sources=["demo"] * len(blobs), raw_labels=[str(d) for d in z["dx"]], embedded=blobs,
+                           meta={"labels_from": f"HAM10000 dx codes stored in {path.name}",
+                                 "groups_from": "HAM10000 lesion_id", "group_kind": "lesion"})
     return table
 
 
