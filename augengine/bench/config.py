@@ -52,6 +52,8 @@ __all__ = [
     "PluginSpec",
     "EvaluatorSpec",
     "SplitSpec",
+    "ResourceSpec",
+    "EXECUTION_FIELDS",
     "PRESETS",
     "load_bench_config",
     "validate_bench_config",
@@ -143,6 +145,15 @@ class ArmSpec(_Model):
         return v
 
 
+class ResourceSpec(_Model):
+    """What one unit of a kind asks of a Ray cluster (the local executor ignores it)."""
+
+    num_cpus: float = Field(1.0, ge=0, description="CPUs reserved per unit")
+    num_gpus: float | None = Field(
+        None, ge=0, description="GPUs per unit (default: 1 for generator and classifier fits when the bench runs "
+                                "on CUDA — device 'cuda', or 'auto' on a cluster with GPUs — else 0)")
+
+
 class EvaluatorSpec(PluginSpec):
     """An evaluator and what it looks at: trained classifiers (``classifier``) or synthetic sets (``synthetic``)."""
 
@@ -177,6 +188,8 @@ class BenchConfig(_Model):
     generator_seeds: list[int] = Field([0])
     focus_class: str = Field("MEL", description="the class of the Table 3 columns and the MEL plots")
     resume_fits: bool = Field(True, description="continue interrupted generator and classifier fits from their checkpoints")
+    resources: dict[str, ResourceSpec] = Field(
+        default_factory=dict, description="unit kind (split, genfit, clffit, …) → Ray resources per unit")
     keep_resume_state: bool = Field(
         False, description="keep the files only a resumed fit reads (e.g. ResNet train_state.pt) once a unit is done")
     plugin_modules: list[str] = Field(default_factory=list,
@@ -186,6 +199,16 @@ class BenchConfig(_Model):
     @classmethod
     def _amounts(cls, v):
         _check_amounts(v)
+        return v
+
+    @field_validator("resources")
+    @classmethod
+    def _resources(cls, v):
+        from augengine.bench.units import UNIT_KINDS  # the table of kinds (it imports this module)
+
+        for k in v:
+            if k not in UNIT_KINDS:
+                raise ValueError(f"resources.{k}: unknown unit kind; known: {', '.join(UNIT_KINDS)}")
         return v
 
     @field_validator("classifier_seeds", "generator_seeds")

@@ -23,7 +23,12 @@ from augengine.cli.common import verbose_option, with_example
               help="Output directory (default: ./bench-results/<timestamp>/).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted bench in --out (running it again does the same).")
 @click.option("--force", is_flag=True, help="Run in an --out that holds another config (matching units are reused).")
-@click.option("--jobs", type=int, default=1, show_default=True, help="Parallel worker processes for independent units.")
+@click.option("--jobs", type=int, default=1, show_default=True,
+              help="Parallel worker processes for independent units (ray: CPUs of the local cluster it starts).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where units run: this machine, or tasks of a Ray cluster (pip install 'augengine[ray]').")
+@click.option("--ray-address", metavar="auto|HOST:PORT",
+              help="Ray cluster to use with --executor ray (default: start a local one).")
 @click.option("--dry-run", is_flag=True, help="Print the plan (units, cached or not, time estimate) and exit.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
               help="Device handed to plugins with a device field.")
@@ -33,8 +38,8 @@ from augengine.cli.common import verbose_option, with_example
               "augengine bench --preset paper-exp2 --data ../shared/data/ham10000 --dry-run\n"
               "augengine bench my.toml -o amounts=[500] --out runs/b1 --jobs 2\n"
               "augengine bench my.toml --out /shared/b1 --executor ray --ray-address auto   # on a cluster")
-def bench(config_file, preset, overrides, data, test_data, out, resume, force, jobs, dry_run, device,
-          no_progress):
+def bench(config_file, preset, overrides, data, test_data, out, resume, force, jobs, executor, ray_address, dry_run,
+          device, no_progress):
     """The whole flow over a grid of arms × amounts × seeds, as cached, resumable units; ends with report.html."""
     from augengine.bench.config import load_bench_config
     from augengine.bench.runner import Bench
@@ -48,7 +53,10 @@ def bench(config_file, preset, overrides, data, test_data, out, resume, force, j
         if resume:
             raise ConfigError("--resume: give the --out directory of the bench to continue")
         out = Path("bench-results") / time.strftime("%Y%m%d-%H%M%S")
-    b = Bench(cfg, out, jobs=jobs, force=force, progress=not no_progress)
+    if ray_address is not None and executor != "ray":
+        raise ConfigError("--ray-address: only with --executor ray")
+    opts = {"address": ray_address, "num_cpus": jobs if jobs > 1 else None} if executor == "ray" else None
+    b = Bench(cfg, out, jobs=jobs, force=force, progress=not no_progress, executor=executor, executor_options=opts)
     if dry_run:
         click.echo(b.dry_run())
         return
