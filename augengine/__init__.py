@@ -6,6 +6,10 @@ The public API (see README "Use from Python")::
     table = ae.load_dataset("demo")
     split = ae.split(table, fractions=(0.8, 0.1, 0.1), group_by="lesion", seed=0)
     gen = ae.create_generator("acgan", image_size=32)
+
+Plugin authors: a plugin imports ``augengine`` (the names in ``__all__`` below) and
+:mod:`augengine.plugin_api` (run records, checkpoints, selections, runtime helpers,
+statistics), and ``augengine.testing`` in its tests. Every other module is internal.
 """
 
 from __future__ import annotations
@@ -42,10 +46,11 @@ from augengine.registry import (
     list_filters,
     list_generators,
     list_plugins,
+    load_run,
     register_plugin,
     reset_plugins,
 )
-from augengine.runs import load_checkpoint, load_run, save_checkpoint
+from augengine.runs import load_checkpoint, save_checkpoint
 from augengine.runtime import seed_everything, select_device
 from augengine.synthetic import SyntheticSet
 

@@ -34,10 +34,34 @@ class Classifier(Plugin):
 
     def fit(self, train: ImageSet, *, val: ImageSet | None = None, synthetic: Sequence[ImageSet] = (),
             amount: int | float | None = None, run_dir: str | Path | None = None, resume: bool = False,
-            seed: int = 0, progress: bool = True) -> "Classifier":
+            force: bool = False, seed: int = 0, progress: bool = True) -> "Classifier":
         """Train on ``train`` ∪ ``synthetic`` (``amount`` synthetic images: a count, or a ratio of
-        ``len(train)``; all when ``None``); keep the best epoch on ``val``. Returns ``self``."""
+        ``len(train)``; all when ``None``); keep the best epoch on ``val``. Returns ``self``.
+
+        The engine wraps every implementation (see :mod:`augengine.plugin`): the run-directory
+        rule (``resume``/``force``), the caller's RNG state left as it was, and the training
+        split's hash (``train.split_sha256``) recorded in ``run.json`` so that an evaluation on
+        another split's test images is refused.
+        """
         raise NotImplementedError
+
+    @property
+    def trained_split_sha256(self) -> str | None:
+        """Hash of the split whose training images this classifier saw (``None``: unknown,
+        e.g. trained on images that do not come from a split)."""
+        prov = self.fit_provenance or {}
+        if prov.get("split_sha256"):
+            return str(prov["split_sha256"])
+        run_dir = getattr(self, "run_dir", None)
+        if run_dir is not None and (Path(run_dir) / "run.json").is_file():
+            import json
+
+            try:
+                value = json.loads((Path(run_dir) / "run.json").read_text()).get("split_sha256")
+            except (OSError, ValueError):
+                return None
+            return str(value) if value else None
+        return None
 
     def predict_proba(self, images: ImageSet | np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Class probabilities.

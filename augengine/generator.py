@@ -21,7 +21,9 @@ from augengine.errors import DataError, PluginError, ShapeError
 from augengine.images import check_images
 from augengine.imageset import ImageSet
 from augengine.plugin import Plugin
-from augengine.synthetic import SyntheticSet
+from augengine.rng import isolated_global_rng
+from augengine.runs import sha256_file, software_versions
+from augengine.synthetic import SyntheticSet, partial_path
 
 __all__ = ["Generator", "plan_labels", "image_seeds"]
 
@@ -106,11 +108,17 @@ class Generator(Plugin):
 
     # -- to implement --------------------------------------------------------------------
     def fit(self, train: ImageSet, *, val: ImageSet | None = None, run_dir: str | Path | None = None,
-            resume: bool = False, seed: int = 0, progress: bool = True, **inputs: Any) -> "Generator":
+            resume: bool = False, force: bool = False, seed: int = 0, progress: bool = True,
+            **inputs: Any) -> "Generator":
         """Train on ``train`` (the real training split); checkpoints go to ``run_dir``.
 
         ``resume=True`` continues from the last checkpoint in ``run_dir``. Extra keyword
         inputs are plugin-specific (e.g. a translator's target domain). Returns ``self``.
+
+        The engine wraps every implementation (see :mod:`augengine.plugin`): a used
+        ``run_dir`` needs ``resume=True`` (recorded config and seed must match) or
+        ``force=True`` (the engine removes the old run first; implementations never see
+        ``force``); the caller's global RNG state is left as it was.
         """
         raise NotImplementedError
 
@@ -147,8 +155,6 @@ class Generator(Plugin):
 
     def checkpoint_sha256(self) -> str:
         """SHA-256 of the weights that generate (override when not ``run_dir/checkpoint.pt``)."""
-        from augengine.runs import sha256_file
-
         if self.run_dir is not None and (Path(self.run_dir) / "checkpoint.pt").exists():
             return sha256_file(Path(self.run_dir) / "checkpoint.pt")
         return ""
@@ -198,11 +204,9 @@ class Generator(Plugin):
             "checkpoint_sha256": self.checkpoint_sha256(),
             "seed": int(seed),
         }
-        from augengine.runs import software_versions
-
         base_attrs["versions"] = software_versions()
         base_attrs.update(attrs or {})
-        src_idx = None
+        src_idx = src_images = None
         if self.mode == "translate":
             if source is None:
                 raise DataError(f"generator {self.name!r} translates images: give source images (--source)")
@@ -234,6 +238,19 @@ class Generator(Plugin):
         base_attrs["n_planned"] = int(n)
         writer = SyntheticSet.create(out, class_names=self.class_names, image_size=self.image_size,
                                      attrs=base_attrs, resume=resume, force=force, chunk_size=chunk_size)
+        committed = [writer.committed]
+        try:
+            with isolated_global_rng():
+                return self._write(writer, committed, n, labels, seeds, src_idx, src_images, batch_size, chunk_size,
+                                   progress)
+        except BaseException:
+            # nothing committed: leave no empty .partial.h5 that would block a plain rerun
+            if committed[0] == 0:
+                partial_path(out).unlink(missing_ok=True)
+            raise
+
+    def _write(self, writer, committed: list[int], n, labels, seeds, src_idx, src_images, batch_size, chunk_size,
+               progress) -> SyntheticSet:
         with writer:
             start = writer.committed
             bar = tqdm(total=n, initial=start, desc=f"generate {self.name}", unit="img", disable=not progress)
@@ -258,6 +275,7 @@ class Generator(Plugin):
                         seeds=np.concatenate([p[2] for p in pending]),
                         source_index=None if self.mode != "translate" else np.concatenate([p[3] for p in pending]),
                     )
+                    committed[0] = writer.committed
                     pending, pending_n = [], 0
                 bar.update(e - s)
             bar.close()

@@ -20,7 +20,23 @@ import torch.nn.functional as F
 
 from augengine.errors import ShapeError
 
-__all__ = ["check_images", "to_model", "from_model", "resize_uint8"]
+__all__ = ["check_images", "to_model", "from_model", "resize_uint8", "tensor_view"]
+
+
+def tensor_view(x: np.ndarray) -> torch.Tensor:
+    """A zero-copy ``torch.Tensor`` over a (possibly read-only) uint8 array such as
+    :meth:`ImageSet.images() <augengine.ImageSet.images>` returns. The tensor shares the
+    array's memory: index it (which copies), never write into it.
+
+    Shape:
+        - x, output: :math:`(N, H, W, 3)` (any shape is passed through).
+    """
+    import warnings
+
+    x = np.ascontiguousarray(x)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(x)
 
 
 def _describe(x) -> str:
@@ -101,7 +117,7 @@ def resize_uint8(x: np.ndarray, size: int, batch: int = 512) -> np.ndarray:
         return x
     out = np.empty((x.shape[0], size, size, 3), dtype=np.uint8)
     for i in range(0, x.shape[0], batch):
-        t = torch.as_tensor(x[i : i + batch]).permute(0, 3, 1, 2).float()
+        t = tensor_view(x[i : i + batch]).permute(0, 3, 1, 2).float()
         t = F.interpolate(t, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
         out[i : i + batch] = t.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
     return out

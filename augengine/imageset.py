@@ -36,6 +36,9 @@ class ImageSet(Dataset):
         groups: optional array (N,) of group ids (lesion ids) or ``None``.
         ids: list of N human-readable image names (file names, ``synthetic:123``).
         size: the image size that ``__getitem__`` and :meth:`images` return by default.
+        split_sha256: hash of the split this set was cut from (``Split.sha256()``), ``None``
+            for sets that do not come from a split. A classifier records it of its training
+            set; an evaluation refuses a test set of another split.
     """
 
     class_names: list[str]
@@ -43,6 +46,7 @@ class ImageSet(Dataset):
     groups: np.ndarray | None = None
     ids: list[str]
     size: int | None = None
+    split_sha256: str | None = None
 
     # -- to implement -------------------------------------------------------------------
     def _load(self, size: int | None) -> np.ndarray:  # pragma: no cover - abstract
@@ -56,7 +60,8 @@ class ImageSet(Dataset):
             size: square side length; ``None`` keeps :attr:`size` (native size).
 
         Returns:
-            uint8 array.
+            uint8 array, **read-only**: it is the set's cache, shared by every later call, so an
+            in-place edit raises ``ValueError`` (copy it with ``np.array(...)`` to edit).
 
         Shape:
             - output: :math:`(N, S, S, 3)`.
@@ -66,15 +71,17 @@ class ImageSet(Dataset):
         if size not in cache:
             arr = self._load(size)
             check_images(arr, where=f"{type(self).__name__}.images", size=size, n=len(self))
+            view = arr.view()  # never flip the flag of an array the caller handed in
+            view.flags.writeable = False
             cache.clear()  # keep one size in memory at a time
-            cache[size] = arr
+            cache[size] = view
         return cache[size]
 
     def __len__(self) -> int:
         return int(len(self.labels))
 
     def __getitem__(self, i: int):
-        return torch.from_numpy(self.images()[i]), int(self.labels[i])
+        return torch.from_numpy(np.array(self.images()[i])), int(self.labels[i])
 
     @property
     def num_classes(self) -> int:
@@ -193,6 +200,7 @@ class SubsetImageSet(ImageSet):
         self.groups = None if parent.groups is None else np.asarray(parent.groups)[idx]
         self.ids = [parent.ids[i] for i in idx]
         self.size = parent.size
+        self.split_sha256 = getattr(parent, "split_sha256", None)
 
     def _load(self, size):
         return self.parent.images(size)[self.indices]

@@ -25,10 +25,11 @@ import pluggy
 
 from augengine import hookspecs
 from augengine.classifier import Classifier
-from augengine.errors import PluginLoadError, PluginNotFoundError
+from augengine.errors import DataError, PluginLoadError, PluginNotFoundError
 from augengine.evaluator import Evaluator
 from augengine.filter import Filter
 from augengine.generator import Generator
+from augengine.runs import read_run_record
 
 __all__ = [
     "KINDS",
@@ -49,6 +50,7 @@ __all__ = [
     "list_filters",
     "list_classifiers",
     "list_evaluators",
+    "load_run",
 ]
 
 ENTRY_POINT_GROUP = "augengine"
@@ -358,3 +360,22 @@ def list_classifiers(pattern: str = "*") -> list[str]:
 def list_evaluators(pattern: str = "*") -> list[str]:
     """Names of the registered evaluators matching ``pattern``."""
     return _list("evaluator", pattern)
+
+
+def load_run(run_dir: str | os.PathLike, kind: str | None = None, device: str | None = None) -> Any:
+    """Reopen the plugin saved in ``run_dir``: its run record names the plugin, the registry
+    finds the class, the class's ``load`` reads the checkpoint.
+
+    Args:
+        run_dir: a run directory written by a plugin's ``fit``/``save``.
+        kind: expected kind (``"generator"``, ``"classifier"``, …); another kind is a DataError.
+        device: ``"cpu"``, ``"cuda"`` or ``None`` (the plugin's recorded choice).
+    """
+    record = read_run_record(run_dir)
+    if kind is not None and record.get("kind") != kind:
+        raise DataError(f"{run_dir}: holds a {record.get('kind')} run ({record.get('name')}), expected a {kind}")
+    if record.get("status") == "started":
+        raise DataError(f"{run_dir}: the {record.get('kind')} '{record.get('name')}' run there has not finished "
+                        "its first checkpoint; continue its fit with resume=True")
+    cls = get_plugin_class(record["kind"], record["name"])
+    return cls.load(run_dir, device=device)

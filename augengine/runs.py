@@ -2,8 +2,10 @@
 
 A run directory (``augengine fit … --out RUN_DIR``) holds at least ``run.json`` — the run
 record: plugin kind and name, full config, class names, seed, data fingerprint, software
-versions, timings — and the plugin's checkpoint(s). :func:`load_run` reopens any run by
-reading its record and asking the registry for the plugin class.
+versions, timings — and the plugin's checkpoint(s). :func:`augengine.load_run` (in
+:mod:`augengine.registry`, which knows the plugin classes) reopens any run from its record.
+This module imports nothing of the engine's plugin layer, so plugins and the registry can both
+depend on it.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ __all__ = [
     "software_versions",
     "write_run_record",
     "read_run_record",
-    "load_run",
+    "RUN_RECORD",
 ]
 
 RUN_RECORD = "run.json"
@@ -123,7 +125,12 @@ def software_versions() -> dict[str, str]:
 
 
 def write_run_record(run_dir: str | Path, plugin, **extra: Any) -> Path:
-    """Write ``RUN_DIR/run.json`` for ``plugin`` (kind, name, config, versions, ``extra``)."""
+    """Write ``RUN_DIR/run.json`` for ``plugin`` (kind, name, config, versions, ``extra``).
+
+    The engine's provenance of the plugin's last fit — ``seed`` and, for training sets that
+    come from a split, ``split_sha256`` — is added whatever the plugin passes, so every run
+    records them however it was trained (Python API, CLI or bench).
+    """
     record = {
         "kind": plugin.kind,
         "name": plugin.name,
@@ -131,6 +138,7 @@ def write_run_record(run_dir: str | Path, plugin, **extra: Any) -> Path:
         "versions": software_versions(),
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    record.update({k: v for k, v in (getattr(plugin, "fit_provenance", None) or {}).items() if v is not None})
     record.update(extra)
     return atomic_write_json(Path(run_dir) / RUN_RECORD, record)
 
@@ -144,13 +152,3 @@ def read_run_record(run_dir: str | Path) -> dict[str, Any]:
     except json.JSONDecodeError as e:
         raise DataError(f"{p}: not valid JSON ({e})") from None
 
-
-def load_run(run_dir: str | Path, kind: str | None = None, device: str | None = None):
-    """Reopen the plugin saved in ``run_dir`` (via its run record and the registry)."""
-    from augengine.registry import get_plugin_class
-
-    record = read_run_record(run_dir)
-    if kind is not None and record.get("kind") != kind:
-        raise DataError(f"{run_dir}: holds a {record.get('kind')} run ({record.get('name')}), expected a {kind}")
-    cls = get_plugin_class(record["kind"], record["name"])
-    return cls.load(run_dir, device=device)

@@ -178,22 +178,22 @@ class SyntheticSet(ImageSet):
         path = Path(path)
         part = partial_path(path)
         if path.exists() and not force:
-            raise DataError(f"{path}: a finished set exists; use --force to overwrite it")
+            raise DataError(f"{path}: a finished set exists; pass force=True to overwrite it")
         if part.exists() and resume and not force:
             try:
                 f = h5py.File(part, "a")
             except OSError as e:
-                raise DataError(f"{part}: the unfinished set is damaged ({e}); use --force to start over") from None
+                raise DataError(f"{part}: the unfinished set is damaged ({e}); pass force=True to start over") from None
             try:
                 if "class_names" not in f.attrs or "committed" not in f.attrs or "images" not in f:
-                    raise DataError(f"{part}: the unfinished set is damaged (no header); use --force to start over")
+                    raise DataError(f"{part}: the unfinished set is damaged (no header); pass force=True to start over")
                 if json.loads(f.attrs["class_names"]) != list(class_names) or int(f.attrs["image_size"]) != image_size:
-                    raise DataError(f"{part}: partial set has other classes or image size; use --force to start over")
+                    raise DataError(f"{part}: partial set has other classes or image size; pass force=True to start over")
                 for k, v in (attrs or {}).items():
                     if k in _NOT_COMPARED_ON_RESUME:
                         continue
                     if k in f.attrs and str(f.attrs[k]) != str(v if isinstance(v, (str, int, float, bool)) else _json_attr(v)):
-                        raise DataError(f"{part}: partial set was made with another {k}; use --force to start over")
+                        raise DataError(f"{part}: partial set was made with another {k}; pass force=True to start over")
                 n = int(f.attrs["committed"])
                 for name in ("images", "labels", "seeds", *_OPTIONAL):
                     if name in f and f[name].shape[0] != n:
@@ -203,7 +203,7 @@ class SyntheticSet(ImageSet):
                 raise
             return SyntheticSetWriter(path, f, chunk_size)
         if part.exists() and not force and not resume:
-            raise DataError(f"{part}: an unfinished set exists; use --resume to continue it or --force to start over")
+            raise DataError(f"{part}: an unfinished set exists; pass resume=True to continue it or force=True to start over")
         path.parent.mkdir(parents=True, exist_ok=True)
         f = h5py.File(part, "w")
         s = int(image_size)
@@ -229,7 +229,7 @@ class SyntheticSet(ImageSet):
         if not path.exists():
             part = partial_path(path)
             if part.exists():
-                raise DataError(f"{path}: not finished (only {part.name} exists); continue it with 'augengine generate … --resume'")
+                raise DataError(f"{path}: not finished (only {part.name} exists); continue writing it first (generate with resume=True)")
             raise DataError(f"{path}: synthetic set not found")
         try:
             f = h5py.File(path, "r")
@@ -243,7 +243,7 @@ class SyntheticSet(ImageSet):
             if not bool(f.attrs.get("complete", False)) or path.name.endswith(".partial.h5"):
                 raise DataError(
                     f"{path}: incomplete set ({int(f.attrs.get('committed', 0))} images committed); "
-                    "continue it with 'augengine generate … --resume' before training on it"
+                    "continue writing it (generate with resume=True) before training on it"
                 )
             if "images" not in f or f["images"].ndim != 4 or f["images"].shape[-1] != 3 or f["images"].dtype != np.uint8:
                 shape = f["images"].shape if "images" in f else None

@@ -12,7 +12,7 @@ import traceback
 import click
 
 from augengine import __version__
-from augengine.cli.common import VERBOSE, verbose_option
+from augengine.cli.common import VERBOSE, cli_message, verbose_option
 from augengine.errors import AugengineError
 
 __all__ = ["main"]
@@ -39,7 +39,7 @@ class AugengineGroup(click.Group):
         except (AugengineError, OSError) as e:
             if _verbose():
                 traceback.print_exc()
-            click.echo(f"error: {e}", err=True)
+            click.echo(f"error: {cli_message(e)}", err=True)
             sys.exit(2)
 
 

@@ -172,6 +172,19 @@ def parse_per_class(text: str | None) -> dict[str, int] | None:
     return out
 
 
+#: library argument → command-line flag, in messages raised by library code
+_FLAG_OF_ARGUMENT = (("resume=True", "--resume"), ("force=True", "--force"))
+
+
+def cli_message(error: BaseException) -> str:
+    """A library error as the command line shows it: the library names its arguments
+    (``resume=True``, ``force=True``), the command line its flags (``--resume``, ``--force``)."""
+    text = str(error)
+    for arg, flag in _FLAG_OF_ARGUMENT:
+        text = text.replace(arg, flag)
+    return text
+
+
 def with_example(example: str):
     """Append an example to a command's help text."""
     def deco(f):

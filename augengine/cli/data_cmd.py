@@ -52,9 +52,12 @@ def inspect_cmd(path, as_json, strict):
 @click.option("--group-by", type=click.Choice(["auto", "lesion", "none"]), default="auto", show_default=True,
               help="auto: by lesion when the data knows lesions.")
 @dataset_options(short_option=True)
+@click.option("--force", is_flag=True, help="Replace an existing split file (runs trained on it no longer match it).")
 @common_options
-def split_cmd(path, out, fractions, group_by, seed, device):
+def split_cmd(path, out, fractions, group_by, seed, device, force):
     """Write a stratified (lesion-grouped where known) train/val/test split file.
+
+    An existing --out is kept unless --force is given.
 
     \b
     Example:
@@ -62,8 +65,10 @@ def split_cmd(path, out, fractions, group_by, seed, device):
       augengine data split demo --out demo-split.json --fractions 0.7,0.15,0.15
     """
     from augengine.data import load_dataset, parse_fractions, split
+    from augengine.rundir import check_output_file
 
     fr = parse_fractions(fractions)
+    check_output_file(out, force=force, what="split file")
     table = load_dataset(path, **dataset_args())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the straddling count is printed below

@@ -23,9 +23,8 @@ from augengine.cli.common import (
     with_example,
 )
 from augengine.errors import DataError
-from augengine.registry import get_plugin_class, resolve_name
-from augengine.runs import atomic_write_json, load_run, read_run_record
-from augengine.runtime import seed_everything
+from augengine.registry import get_plugin_class, load_run, resolve_name
+from augengine.runs import atomic_write_json, read_run_record
 
 
 @click.command("fit")
@@ -33,36 +32,41 @@ from augengine.runtime import seed_everything
 @data_options
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
 @config_options
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out from its last checkpoint (same config and seed).")
+@click.option("--force", is_flag=True, help="Replace the run in --out: its files are removed first.")
 @click.option("--synthetic", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Classifiers: SyntheticSet(s) to add to the real training split.")
 @click.option("--amount", help="Classifiers: synthetic images to add, a count (500) or a ratio of the real set (0.25).")
 @common_options
 @with_example("augengine fit acgan --data demo --out runs/acgan -o image_size=32 -o iterations=200\n"
               "augengine fit resnet --data demo --out runs/clf -o arch=resnet18 -o image_size=64")
-def fit_command(name, data, split_path, split_seed, out, config_file, overrides, resume, synthetic, amount, seed, device):
-    """Train a generator or a classifier plugin on the real training split."""
+def fit_command(name, data, split_path, split_seed, out, config_file, overrides, resume, force, synthetic, amount, seed,
+                device):
+    """Train a generator or a classifier plugin on the real training split.
+
+    An --out that holds a run needs --resume (same config and seed) or --force (start over)."""
     kind, pname = resolve_name(name)
     if kind not in ("generator", "classifier"):
         raise DataError(f"fit {name}: {kind} plugins are not trained; expected a generator or a classifier")
     cls = get_plugin_class(kind, pname)
     config = build_plugin_config(cls, config_file, overrides, device)
-    if resume and not (out / "run.json").exists() and not any(out.glob("*.pt")):
-        click.echo(f"note: --resume given but {out} holds no checkpoint; starting a new run", err=True)
+    if resume and not (out / "run.json").exists():
+        click.echo(f"note: --resume given but {out} holds no run; starting a new run", err=True)
+    if kind == "generator" and (synthetic or amount):
+        raise DataError("--synthetic/--amount: only classifiers train on synthetic images")
     table, split = load_data_split(data, split_path, split_seed)
-    seed_everything(seed)
     plugin = cls(config)
     click.echo(f"fit {kind}:{pname} on {len(split.train)} training images → {out}", err=True)
+    # the engine applies the run-directory rule and seeds (isolated from this process) inside fit
     if kind == "generator":
-        if synthetic or amount:
-            raise DataError("--synthetic/--amount: only classifiers train on synthetic images")
-        plugin.fit(split.train, val=split.val, run_dir=out, resume=resume, seed=seed)
+        plugin.fit(split.train, val=split.val, run_dir=out, resume=resume, force=force, seed=seed)
     else:
         from augengine.synthetic import SyntheticSet
 
         sets = [SyntheticSet.open(p) for p in synthetic]
         plugin.fit(split.train, val=split.val, synthetic=sets, amount=parse_amount(amount), run_dir=out,
-                   resume=resume, seed=seed)
+                   resume=resume, force=force, seed=seed)
     plugin.save(out)
     record = read_run_record(out)
     record.update({"data": str(data), "split_sha256": split.sha256(), "split_file": str(split_path or ""),

@@ -132,8 +132,11 @@ class Split:
         self.group_by = group_by
         self.size = int(size)
         self.straddling = _straddling(table, self.assignment)
+        digest = self.sha256()
         for k, name in enumerate(SPLIT_NAMES):
-            setattr(self, name, table.image_set(np.flatnonzero(self.assignment == k), size=self.size))
+            part = table.image_set(np.flatnonzero(self.assignment == k), size=self.size)
+            part.split_sha256 = digest  # recorded by classifier fits, checked by evaluations
+            setattr(self, name, part)
 
     def indices(self, name: str) -> np.ndarray:
         """Table rows of split ``name`` (``train``, ``val`` or ``test``)."""

@@ -12,8 +12,12 @@ Every contract checks: registered and listed; the config rejects unknown keys an
 types with a one-line error naming the key; fit on tiny data; output shapes, dtypes and
 value ranges; same seed → same output; save → load → identical outputs (checkpoints readable
 with ``torch.load(..., weights_only=True)``); bad input → a clear :class:`AugengineError`.
+Generators and classifiers also get the run-directory rule (a used ``run_dir`` needs
+``resume=True`` with the recorded config and seed, or ``force=True``, which starts over
+cleanly; a failed fit leaves no folder behind) and host hygiene (``fit`` and ``generate``
+leave the caller's global Python, NumPy and torch RNG states as they were).
 Override the hooks (``make_train_set``, ``fit_inputs``, ``make_classifier``,
-``evaluate_kwargs``) where a plugin needs more than the defaults.
+``evaluate_kwargs``, ``changed_config``) where a plugin needs more than the defaults.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ import pytest
 import torch
 
 import augengine as ae
-from augengine.errors import AugengineError, ConfigError
+from augengine.errors import AugengineError, ConfigError, DataError
 from augengine.imageset import ImageSet
+from augengine.rng import global_rng_state
 from augengine.testing.data import StubClassifier, tiny_imageset
 
 __all__ = [
@@ -95,7 +100,121 @@ class _Contract:
         assert key in str(e.value) and "\n" not in str(e.value)
 
 
-class GeneratorContract(_Contract):
+class _UnreadableSet(ImageSet):
+    """A set whose pixels cannot be read: makes any fit fail part-way (after the run dir is claimed)."""
+
+    def __init__(self, like: ImageSet):
+        self.class_names, self.labels, self.groups = list(like.class_names), like.labels, like.groups
+        self.ids, self.size = list(like.ids), like.size
+
+    def _load(self, size):
+        raise DataError("contract kit: this training set cannot be read (a fit that fails on purpose)")
+
+
+def _seed_host_rngs(seed: int = 1234) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class _FitContract(_Contract):
+    """The run-directory rule and RNG hygiene, shared by generators and classifiers."""
+
+    #: config changes that a resumed fit must refuse; None → found from the config's fields
+    changed_config: ClassVar[dict[str, Any] | None] = None
+
+    def fit_kwargs(self, train: ImageSet) -> dict[str, Any]:
+        """Keyword arguments of ``fit`` besides ``run_dir``/``resume``/``force``/``seed``."""
+        return {"progress": False}
+
+    def _fit(self, plugin, train, **kw):
+        return plugin.fit(train, **{**self.fit_kwargs(train), **kw})
+
+    def _changed(self) -> tuple[str, Any]:
+        if self.changed_config:
+            return next(iter(self.changed_config.items()))
+        current = self.make_plugin().config.model_dump()
+        order = sorted(current, key=lambda k: (k in ("image_size", "device"), k))
+        for key in order:
+            value = current[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            for new in ((value + 1, value * 2) if isinstance(value, int) else (value * 2, value / 2)):
+                try:
+                    self.make_plugin(**{key: new})
+                except ConfigError:
+                    continue
+                return key, new
+        pytest.skip("no numeric config field to change; set changed_config")
+
+    def test_used_run_dir_needs_resume_or_force(self, trained):
+        plugin, run_dir, train = trained
+        before = {p.relative_to(run_dir): p.stat().st_mtime_ns for p in run_dir.rglob("*")}
+        with pytest.raises(AugengineError) as e:
+            self._fit(self.make_plugin(), train, run_dir=run_dir, seed=0)
+        msg = str(e.value)
+        assert "resume=True" in msg and "force=True" in msg and "\n" not in msg, msg
+        assert "--" not in msg, f"a library error names arguments, not CLI flags: {msg}"
+        after = {p.relative_to(run_dir): p.stat().st_mtime_ns for p in run_dir.rglob("*")}
+        assert before == after, "a refused fit changed the run directory"
+
+    def test_resume_refuses_another_seed(self, trained):
+        _, run_dir, train = trained
+        with pytest.raises(ConfigError) as e:
+            self._fit(self.make_plugin(), train, run_dir=run_dir, resume=True, seed=1)
+        assert "seed" in str(e.value) and "cannot resume" in str(e.value)
+
+    def test_resume_refuses_another_config(self, trained):
+        _, run_dir, train = trained
+        key, value = self._changed()
+        with pytest.raises(ConfigError) as e:
+            self._fit(self.make_plugin(**{key: value}), train, run_dir=run_dir, resume=True, seed=0)
+        assert repr(key) in str(e.value) and "cannot resume" in str(e.value), str(e.value)
+
+    def test_force_starts_over_cleanly(self, trained, tmp_path):
+        _, run_dir, train = trained
+        run = Path(shutil.copytree(run_dir, tmp_path / "old"))
+        (run / "samples").mkdir(exist_ok=True)
+        (run / "samples" / "step_9999999.png").write_bytes(b"stale")
+        (run / "stale.txt").write_text("left by the old run")
+        self._fit(self.make_plugin(), train, run_dir=run, seed=0, force=True)
+        assert not (run / "stale.txt").exists() and not (run / "samples" / "step_9999999.png").exists()
+        assert (run / "run.json").is_file()
+
+    def test_failed_fit_leaves_nothing_behind(self, trained, tmp_path):
+        _, _, train = trained
+        run = tmp_path / "new" / "run"
+        with pytest.raises(Exception):  # noqa: B017 - whatever the plugin raises on unreadable pixels
+            self._fit(self.make_plugin(), _UnreadableSet(train), run_dir=run, seed=0,
+                      **self._broken_inputs())
+        assert not (tmp_path / "new").exists(), sorted(str(p) for p in (tmp_path / "new").rglob("*"))
+        run.mkdir(parents=True)  # an empty directory the caller made stays, empty
+        with pytest.raises(Exception):  # noqa: B017
+            self._fit(self.make_plugin(), _UnreadableSet(train), run_dir=run, seed=0, **self._broken_inputs())
+        assert run.is_dir() and not any(run.iterdir())
+
+    def test_not_a_run_directory_is_never_touched(self, trained, tmp_path):
+        _, _, train = trained
+        (tmp_path / "mine.txt").write_text("not a run")
+        for flags in ({}, {"force": True}, {"resume": True}):
+            with pytest.raises(DataError):
+                self._fit(self.make_plugin(), train, run_dir=tmp_path, seed=0, **flags)
+        assert (tmp_path / "mine.txt").read_text() == "not a run"
+
+    def test_fit_leaves_host_rng_state_unchanged(self, trained):
+        _, _, train = trained
+        _seed_host_rngs()
+        before = global_rng_state()
+        self._fit(self.make_plugin(), train, seed=3)
+        assert global_rng_state() == before, "fit() changed the caller's global Python/NumPy/torch RNG state"
+
+    def _broken_inputs(self) -> dict[str, Any]:
+        return {}
+
+
+class GeneratorContract(_FitContract):
     """Generic tests for generator plugins (noise and translate modes)."""
 
     kind = "generator"
@@ -107,6 +226,36 @@ class GeneratorContract(_Contract):
     def source_set(self, train: ImageSet) -> ImageSet:
         """Images a translator translates in the tests (default: the training set)."""
         return train
+
+    def fit_kwargs(self, train: ImageSet) -> dict[str, Any]:
+        return {"progress": False, **self.fit_inputs()}
+
+    def _broken_inputs(self) -> dict[str, Any]:
+        return {k: _UnreadableSet(v) if isinstance(v, ImageSet) else v for k, v in self.fit_inputs().items()}
+
+    def test_generate_leaves_host_rng_state_unchanged(self, trained, tmp_path):
+        gen, _, train = trained
+        kw = {"source": self.source_set(train)} if gen.mode == "translate" else {}
+        _seed_host_rngs()
+        before = global_rng_state()
+        gen.generate(4, out=tmp_path / "rng.h5", seed=3, progress=False, **kw)
+        assert global_rng_state() == before, "generate() changed the caller's global RNG state"
+
+    def test_failed_generate_leaves_no_partial_set(self, trained, tmp_path, monkeypatch):
+        gen, _, train = trained
+        kw = {"source": self.source_set(train)} if gen.mode == "translate" else {}
+        method = "translate" if gen.mode == "translate" else "sample"
+
+        def broken(*a, **k):
+            raise DataError("contract kit: a generator that fails on purpose")
+
+        monkeypatch.setattr(gen, method, broken)
+        out = tmp_path / "never.h5"
+        with pytest.raises(DataError):
+            gen.generate(4, out=out, seed=3, progress=False, **kw)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [], "a failed generate left files behind"
+        monkeypatch.undo()
+        assert len(gen.generate(4, out=out, seed=3, progress=False, **kw)) == 4  # a plain rerun works
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -185,10 +334,31 @@ class GeneratorContract(_Contract):
                 gen.sample(np.array([len(gen.class_names) + 5]), np.array([0]))
 
 
-class ClassifierContract(_Contract):
+class ClassifierContract(_FitContract):
     """Generic tests for classifier plugins."""
 
     kind = "classifier"
+
+    def fit_kwargs(self, train: ImageSet) -> dict[str, Any]:
+        return {"progress": False, "val": tiny_imageset(n_per_class=4, size=train.size, seed=1)}
+
+    def test_records_training_split(self, trained, tmp_path):
+        """A classifier records the split of its training images, however it was trained, and an
+        evaluation on another split's test images is refused."""
+        from augengine.evaluator import check_same_split
+
+        _, _, train = trained
+        tagged = train.subset(np.arange(len(train)))
+        tagged.split_sha256 = "a" * 64
+        clf = self._fit(self.make_plugin(), tagged, run_dir=tmp_path / "run", seed=0)
+        clf.save(tmp_path / "run")
+        assert json.loads((tmp_path / "run" / "run.json").read_text())["split_sha256"] == "a" * 64
+        loaded = ae.load_run(tmp_path / "run")
+        assert loaded.trained_split_sha256 == "a" * 64
+        other = train.subset(np.arange(4))
+        other.split_sha256 = "b" * 64
+        with pytest.raises(DataError, match="another split"):
+            check_same_split(loaded, other)
 
     @pytest.fixture(scope="class")
     @classmethod

@@ -14,10 +14,17 @@ from pydantic import Field, field_validator, model_validator
 from tqdm.auto import tqdm
 
 import augengine
-from augengine.errors import ConfigError, DataError, PluginError, TrainingDiverged
-from augengine.images import from_model, to_model
-from augengine.runs import load_checkpoint, save_checkpoint, write_run_record
-from augengine.runtime import autocast_context, autocast_dtype, resolve_channels_last, select_device
+from augengine import ConfigError, DataError, PluginError, TrainingDiverged, from_model, to_model
+from augengine.plugin_api import (
+    autocast_context,
+    autocast_dtype,
+    load_checkpoint,
+    resolve_channels_last,
+    save_checkpoint,
+    select_device,
+    tensor_view,
+    write_run_record,
+)
 
 from augengine_acgan.diffaugment import diff_augment
 from augengine_acgan.models import AcganD, AcganG, g_stage_channels, init_weights
@@ -216,9 +223,11 @@ class AcganGenerator(augengine.Generator):
         run_dir = Path(run_dir) if run_dir is not None else None
         self.run_dir = run_dir
 
-        images = torch.from_numpy(np.ascontiguousarray(train.images(c.image_size)))
+        images = tensor_view(train.images(c.image_size))
         sampler = BatchSampler(train.labels, K, c.balanced_real, c.balanced_fake_labels)
 
+        # the global generator (weight init, dropout) is isolated from the caller by the engine
+        # around every fit (augengine.plugin_api.isolated_global_rng)
         torch.manual_seed(seed)
         self.build_networks(K)
         lr_g, lr_d = c.lr_g or c.lr, c.lr_d or c.lr

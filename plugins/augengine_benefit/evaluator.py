@@ -22,8 +22,8 @@ import numpy as np
 from pydantic import Field
 
 import augengine
-from augengine import stats
-from augengine.errors import DataError, PluginError
+from augengine import DataError, PluginError
+from augengine.plugin_api import stats
 
 __all__ = ["BenefitEvaluator", "BenefitConfig"]
 

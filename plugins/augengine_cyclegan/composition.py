@@ -28,9 +28,9 @@ import numpy as np
 from pydantic import Field
 
 import augengine as ae
-from augengine.errors import ConfigError, DataError, PluginError
+from augengine import ConfigError, DataError, PluginError
 
-from augengine.runs import read_run_record, write_run_record
+from augengine.plugin_api import atomic_write_json, read_run_record, write_run_record
 
 __all__ = ["SourceTranslatorComposition", "CompositionConfig"]
 
@@ -105,10 +105,9 @@ class SourceTranslatorComposition(ae.Generator):
         self._check_parts()
         run_dir = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="augengine-compose-"))
         run_dir.mkdir(parents=True, exist_ok=True)
+        # the engine applied the run-directory rule: without resume the directory is new or cleared
         done: list[str] = []
-        if (run_dir / "run.json").exists():
-            if not resume:
-                raise DataError(f"{run_dir}: holds a run already; use --resume to continue it or another --out")
+        if resume and (run_dir / "run.json").exists():
             done = list(read_run_record(run_dir).get("finished_classes", []))
 
         # 1. source
@@ -231,8 +230,6 @@ class SourceTranslatorComposition(ae.Generator):
 def _mark_done(run_dir: Path) -> None:
     """Flag a part's run record as finished (so a resumed composition reuses it)."""
     import json
-
-    from augengine.runs import atomic_write_json
 
     p = Path(run_dir) / "run.json"
     rec = json.loads(p.read_text())

@@ -28,10 +28,18 @@ from pydantic import Field, model_validator
 from tqdm.auto import tqdm
 
 import augengine as ae
-from augengine.selection import read_selection
-from augengine.errors import ConfigError, DataError, PluginError, TrainingDiverged
-from augengine.runs import load_checkpoint, read_run_record, save_checkpoint, write_run_record
-from augengine.runtime import autocast_context, autocast_dtype, resolve_channels_last, select_device
+from augengine import ConfigError, DataError, PluginError, TrainingDiverged
+from augengine.plugin_api import (
+    autocast_context,
+    autocast_dtype,
+    load_checkpoint,
+    read_run_record,
+    read_selection,
+    resolve_channels_last,
+    save_checkpoint,
+    select_device,
+    write_run_record,
+)
 
 from .networks import PatchDiscriminator, ResnetGenerator, init_normal
 from .pool import ImageHistory
@@ -124,7 +132,7 @@ class CycleGanGenerator(ae.Generator):
     # -- networks ----------------------------------------------------------------------
     def _build(self, seed: int) -> None:
         c = self.config
-        torch.manual_seed(seed)
+        torch.manual_seed(seed)  # global generator: the engine isolates it from the caller around fit
         self.G = init_normal(ResnetGenerator(c.blocks, c.ngf)).to(self.device)  # X → Y
         self.F = init_normal(ResnetGenerator(c.blocks, c.ngf)).to(self.device)  # Y → X
         self.D_x = init_normal(PatchDiscriminator(c.ndf, c.n_layers_d)).to(self.device)
@@ -244,9 +252,7 @@ class CycleGanGenerator(ae.Generator):
         self.pool_x, self.pool_y = ImageHistory(c.pool_size, seed + 1), ImageHistory(c.pool_size, seed + 2)
         self.step, self.history = 0, []
         ckpt = run_dir / CHECKPOINT if run_dir is not None else None
-        if ckpt is not None and ckpt.exists():
-            if not resume:
-                raise DataError(f"{run_dir}: holds a trained run already; use --resume to continue it or another --out")
+        if resume and ckpt is not None and ckpt.exists():  # the engine refused a used run_dir without resume
             self._restore(load_checkpoint(ckpt), check=True)
         self.run_dir = run_dir
         fixed = xs.images(c.image_size)[xi[np.linspace(0, len(xi) - 1, min(4, len(xi))).astype(int)]]

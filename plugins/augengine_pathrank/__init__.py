@@ -29,8 +29,8 @@ import numpy as np
 from pydantic import Field
 
 import augengine as ae
-from augengine.errors import DataError, PluginError
-from augengine.selection import (
+from augengine import DataError, PluginError
+from augengine.plugin_api import (
     SELECTION_SCHEMA,
     read_selection,
     selection_record,

@@ -13,6 +13,7 @@ import difflib
 import hashlib
 import json
 import math
+import random
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,11 +25,22 @@ import torch.nn.functional as F
 from pydantic import Field
 
 import augengine
-from augengine.errors import ConfigError, DataError, TrainingDiverged
-from augengine.images import to_model
-from augengine.imageset import ImageSet
-from augengine.runs import load_checkpoint, read_run_record, save_checkpoint, sha256_file, write_run_record
-from augengine.runtime import autocast_context, autocast_dtype, resolve_channels_last, seed_everything, select_device
+from augengine import ConfigError, DataError, ImageSet, TrainingDiverged, to_model
+from augengine.plugin_api import (
+    Augment,
+    atomic_write_bytes,
+    atomic_write_json,
+    autocast_context,
+    autocast_dtype,
+    load_checkpoint,
+    read_run_record,
+    resolve_channels_last,
+    save_checkpoint,
+    select_device,
+    sha256_file,
+    tensor_view,
+    write_run_record,
+)
 
 from augengine_resnet.lr_finder import lr_range_test, plot_lr_curve
 
@@ -155,8 +167,6 @@ class _StrongAugment:
     """
 
     def __init__(self):
-        from augengine.data import Augment
-
         self.base = Augment(brightness=0.15, contrast=0.2, saturation=0.2, hue=0.03)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -175,8 +185,6 @@ class _StrongAugment:
 
 
 def _atomic_png(path: Path, data: bytes) -> None:
-    from augengine.runs import atomic_write_bytes
-
     atomic_write_bytes(path, data)
 
 
@@ -242,8 +250,6 @@ class ResnetClassifier(augengine.Classifier):
         if mode == "none":
             return x
         if not hasattr(self, "_augmenter"):
-            from augengine.data import Augment
-
             if mode == "dihedral":
                 self._augmenter = Augment(brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0)
             elif mode == "light":
@@ -301,7 +307,7 @@ class ResnetClassifier(augengine.Classifier):
         self.run_dir = run_dir
 
         data = self._training_set(train, synthetic, amount, seed)
-        X = torch.from_numpy(np.ascontiguousarray(data.images(self.image_size)))
+        X = tensor_view(data.images(self.image_size))
         y_np = np.asarray(data.labels, dtype=np.int64)
         y = torch.from_numpy(y_np)
         n = len(y)
@@ -309,7 +315,11 @@ class ResnetClassifier(augengine.Classifier):
             raise DataError("classifier 'resnet': the training set is empty")
         self.train_counts = {c: int(k) for c, k in zip(self.class_names, np.bincount(y_np, minlength=num_classes))}
 
-        seed_everything(seed)
+        # the global generators (weight init, dropout): the engine isolates them from the
+        # caller around every fit (augengine.plugin_api.isolated_global_rng)
+        random.seed(seed)
+        np.random.seed(seed % (2**32))
+        torch.manual_seed(seed)
         model = self._new_model(num_classes)
         weight = self._class_weights(y_np, num_classes)
 
@@ -377,8 +387,6 @@ class ResnetClassifier(augengine.Classifier):
             self.record["lr_finder"] = {"suggestion": lr_result.suggestion, "iters": len(lr_result.lrs)}
             if run_dir is not None and lr_result.lrs:
                 _atomic_png(run_dir / "lr_finder.png", plot_lr_curve(lr_result, f"{cfg.arch} LR range test"))
-                from augengine.runs import atomic_write_json
-
                 atomic_write_json(run_dir / "lr_finder.json", lr_result.to_json())
         lr = state["lr"]
         for g in optimizer.param_groups:
@@ -521,7 +529,7 @@ class ResnetClassifier(augengine.Classifier):
         self.model.eval()
         outs = []
         for i in range(0, len(arr), batch_size):
-            xb = self._to_input(torch.from_numpy(np.ascontiguousarray(arr[i : i + batch_size])))
+            xb = self._to_input(tensor_view(arr[i : i + batch_size]))
             with self._autocast():
                 outs.append(fn(xb).float().cpu())
         if not outs:

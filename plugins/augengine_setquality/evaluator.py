@@ -10,9 +10,8 @@ import numpy as np
 from pydantic import Field
 
 import augengine
-from augengine import stats
-from augengine.errors import DataError, PluginError
-from augengine.imageset import ImageSet
+from augengine import DataError, ImageSet, PluginError
+from augengine.plugin_api import stats
 
 from augengine_setquality.features import FEATURE_CACHE, ClassifierFeatures, InceptionFeatures
 from augengine_setquality.metrics import (

@@ -34,10 +34,8 @@ import numpy as np
 from augengine import DataError, PluginError, check_images, load_checkpoint, resize_uint8
 from augengine.data import cache_dir
 
-from augengine.classifier import Classifier
-from augengine.errors import ShapeError
-from augengine.imageset import ImageSet
-from augengine.runs import atomic_write_bytes, sha256_file
+from augengine import Classifier, ImageSet, ShapeError
+from augengine.plugin_api import atomic_write_bytes, sha256_file
 
 __all__ = [
     "FeatureCache",

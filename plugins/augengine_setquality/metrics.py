@@ -24,7 +24,7 @@ import math
 import numpy as np
 import torch
 
-from augengine.errors import PluginError, ShapeError
+from augengine import PluginError, ShapeError
 
 __all__ = [
     "frechet_distance",

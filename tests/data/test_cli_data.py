@@ -52,7 +52,11 @@ def test_split_command(tmp_path):
     assert "no lesion is in two splits" in r.output
     d = json.loads(out.read_text())
     assert d["seed"] == 2 and d["group_by"] == "lesion" and len(d["assignment"]) == 70
+    before = out.read_text()
     r = CliRunner().invoke(main, ["data", "split", str(root), "--out", str(out), "--group-by", "none"])
+    assert r.exit_code == 2 and "exists already" in r.output and "--force" in r.output and "force=True" not in r.output
+    assert out.read_text() == before  # an existing split file is kept
+    r = CliRunner().invoke(main, ["data", "split", str(root), "--out", str(out), "--group-by", "none", "--force"])
     assert r.exit_code == 0 and "lesions have images in more than one split" in r.output
     r = CliRunner().invoke(main, ["data", "split", "demo", "--out", str(out), "--fractions", "0.8,0.1,0.2"])
     assert r.exit_code == 2 and "fractions: expected numbers summing to 1" in r.output

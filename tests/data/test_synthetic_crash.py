@@ -76,7 +76,7 @@ def test_sigkill_mid_write_then_resume_equals_uninterrupted(tmp_path):
             p.kill()
             p.wait()
     assert not out.exists() and partial_path(out).exists()
-    with pytest.raises(DataError, match="not finished .*--resume"):
+    with pytest.raises(DataError, match="not finished .*resume=True"):
         SyntheticSet.open(out)
     with h5py.File(partial_path(out)) as f:
         assert f.attrs["committed"] == 3 * CHUNK and f["images"].shape[0] == 4 * CHUNK  # a torn chunk on disk
@@ -90,7 +90,7 @@ def test_sigkill_mid_write_then_resume_equals_uninterrupted(tmp_path):
     assert np.array_equal(a.images(), b.images()) and np.array_equal(a.labels, b.labels)
     assert np.array_equal(a.seeds, b.seeds) and np.array_equal(a.scores, b.scores)
     assert not partial_path(out).exists()
-    with pytest.raises(DataError, match="use --force"):
+    with pytest.raises(DataError, match="force=True"):
         SyntheticSet.create(out, class_names=CLASSES, image_size=SIZE)
 
 

@@ -48,9 +48,9 @@ def test_generate_interrupted_then_resumed_equals_uninterrupted(gen, tmp_path, m
     with pytest.raises(KeyboardInterrupt):
         gen.generate(40, out=out, seed=5, chunk_size=8, batch_size=8, progress=False)
     assert partial_path(out).exists() and not out.exists()
-    with pytest.raises(ae.DataError, match="--resume"):
+    with pytest.raises(ae.DataError, match="resume=True"):
         ae.SyntheticSet.open(out)
-    with pytest.raises(ae.DataError, match="--resume"):
+    with pytest.raises(ae.DataError, match="resume=True"):
         gen.generate(40, out=out, seed=5, chunk_size=8, batch_size=8, progress=False)
     monkeypatch.setattr(type(gen), "sample", real)
     done = gen.generate(40, out=out, seed=5, chunk_size=8, batch_size=8, progress=False, resume=True)
@@ -68,7 +68,7 @@ def test_wrong_shape_from_plugin_is_named(gen, tmp_path, monkeypatch):
 
 def test_force_overwrites(gen, tmp_path):
     gen.generate(4, out=tmp_path / "s.h5", seed=1, progress=False)
-    with pytest.raises(ae.DataError, match="--force"):
+    with pytest.raises(ae.DataError, match="force=True"):
         gen.generate(4, out=tmp_path / "s.h5", seed=1, progress=False)
     s = gen.generate(6, out=tmp_path / "s.h5", seed=1, progress=False, force=True)
     assert len(s) == 6 and s.attrs["generator"] == "example-noise" and s.attrs["n_planned"] == 6

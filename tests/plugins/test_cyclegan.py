@@ -154,7 +154,7 @@ def test_resume_after_sigkill_is_exact(tmp_path):
     assert state["sched_G"]["last_epoch"] == 1 and len(state["pool_x"]["buffer"]) == 2
 
     train = tiny_imageset(n_per_class=2, size=32, classes=("MEL", "NV"), seed=0)
-    with pytest.raises(DataError, match="--resume"):
+    with pytest.raises(DataError, match="resume=True"):
         ae.create_generator("cyclegan", **cfg).fit(train, run_dir=run, seed=5, progress=False)
     with pytest.raises(ConfigError, match="lr"):
         ae.create_generator("cyclegan", **{**cfg, "lr": 1e-3}).fit(train, run_dir=run, resume=True, seed=5,

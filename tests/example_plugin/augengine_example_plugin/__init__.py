@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 import augengine as ae
-from augengine.runs import load_checkpoint, read_run_record, save_checkpoint, write_run_record
+from augengine.plugin_api import load_checkpoint, read_run_record, save_checkpoint, write_run_record
 
 
 class PixelGaussianConfig(ae.PluginConfig):
