@@ -182,6 +182,7 @@ _KIND_TEXT = {
     "unknown_diagnosis": ("note on diagnosis 'unknown' (class UNK)", "notes on diagnosis 'unknown'"),
     "label_conflict": ("note on rows whose labels disagree", "notes on rows whose labels disagree"),
     "no_groups": ("no lesion ids", "no lesion ids"),
+    "other_format": ("other dataset layout in the folder, not loaded", "other dataset layouts in the folder, not loaded"),
     "unlabelled_part": ("image folder without ground truth", "image folders without ground truth"),
     "single_class": ("single class", "single class"),
 }

@@ -634,6 +634,30 @@ def scan_dataset(path="demo", *, format: str = "auto", csv: str | Path | None = 
     if csv_args:
         raise DataError(f"{', '.join(csv_args)}: apply to format csv only (format is {format})")
     fmt = detect_format(path) if format == "auto" else format
+    table = _scan_format(path, fmt, options)
+    if format == "auto" and table.format == fmt and Path(path).is_dir():
+        others = [f for f in _also_detected(Path(path)) if f != fmt]
+        for f in others:
+            table.problems.append(Problem("other_format", "warning", f,
+                                          f"{path}: read as {fmt}, but it also holds the files of format {f}, which are not "
+                                          f"loaded; load them with format={f} (command line: --format {f})"))
+    return table
+
+
+def _also_detected(p: Path) -> list[str]:
+    """Every structured format whose files ``p`` holds (more than one: all but the one read are reported)."""
+    from augengine.data.formats import isic2018, isic2020, ph2
+
+    found = []
+    for name, hit in (("ham10000", lambda: (p / HAM_CSV).exists()), ("isic2019", lambda: (p / ISIC_GT_CSV).exists()),
+                      ("isic2018", lambda: isic2018.detect(p)), ("isic2020", lambda: isic2020.detect(p)),
+                      ("ph2", lambda: ph2.detect(p))):
+        if hit():
+            found.append(name)
+    return found if len(found) > 1 else []
+
+
+def _scan_format(path, fmt: str, options: dict[str, Any]) -> ImageTable:
     allowed = FORMAT_OPTIONS.get(fmt, ())
     bad = [k for k in options if k not in allowed]
     if bad:
@@ -713,7 +737,8 @@ def load_dataset(path="demo", *, format: str = "auto", csv: str | Path | None = 
 
     Returns:
         The table; warnings (e.g. unlisted files) are kept in ``table.problems``; a likely misread
-        (a one-class folder set with a CSV naming its images beside it) is also a :class:`DataWarning`.
+        (a one-class folder set with a CSV naming its images beside it; a folder that also holds
+        another format's files) is also a :class:`DataWarning`.
 
     Raises:
         DataError: one line naming the file, the field and what was expected, for the first
@@ -730,6 +755,6 @@ def load_dataset(path="demo", *, format: str = "auto", csv: str | Path | None = 
         more = f" (and {len(errors) - 1} more problems; run 'augengine data inspect {path}')" if len(errors) > 1 else ""
         raise DataError(errors[0].message + more)
     for p in table.problems:
-        if p.kind == "csv_beside_folder":
+        if p.kind in ("csv_beside_folder", "other_format"):
             warnings.warn(p.message, DataWarning, stacklevel=2)
     return table

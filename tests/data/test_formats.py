@@ -11,7 +11,7 @@ import pytest
 from augengine.data import DataWarning, detect_format, load_dataset, scan_dataset, split
 from augengine.errors import ConfigError, DataError
 
-from data_helpers import make_folder_set, write_image
+from data_helpers import make_folder_set, make_ham, small_ham_rows, write_image
 from layouts import ISIC2018_COLS, isic2020_rows, make_clinic_csv, make_isic2018, make_isic2020, make_ph2
 
 
@@ -299,3 +299,15 @@ def test_no_warning_without_a_matching_csv(tmp_path):
     two = make_folder_set(tmp_path / "g", classes=("a", "b"), n=2)
     (two / "meta.csv").write_text("file\na_0\n")
     assert scan_dataset(two).problems == []
+
+
+def test_folder_holding_two_layouts_says_which_was_not_read(tmp_path):
+    root = make_ham(tmp_path / "ham", small_ham_rows(1))
+    make_isic2018(root, parts=("Test",))
+    t = scan_dataset(root)
+    assert t.format == "ham10000"
+    other = [p for p in t.problems if p.kind == "other_format"]
+    assert len(other) == 1 and "also holds the files of format isic2018" in other[0].message and "format=isic2018" in other[0].message
+    with pytest.warns(DataWarning, match="also holds the files of format isic2018"):
+        load_dataset(root)
+    assert load_dataset(root, format="isic2018").format == "isic2018"  # asked for: no warning about ham10000
