@@ -196,10 +196,16 @@ def evaluate_command(name, classifier_runs, baseline_runs, set_path, data, split
     dev = None if device == "auto" else device
     clfs = [load_run(r, kind="classifier", device=dev) for r in classifier_runs]
     base = [load_run(r, kind="classifier", device=dev) for r in baseline_runs]
-    external = {}
-    for p in test_data:
+    from augengine.naming import set_names
+
+    # each external set is named by a safe, unique slug of its folder name (a path never becomes
+    # part of an output file name); the path it came from is printed here and kept in the metrics
+    external, external_paths = {}, {}
+    for p, set_name in set_names(test_data).items():
+        external_paths[set_name] = p
         t = D.load_dataset(p)
-        external[str(p)] = t.image_set()
+        external[set_name] = t.image_set()
+        click.echo(f"external test set {set_name!r}: {p}", err=True)
     result = ev.evaluate(
         (clfs[0] if len(clfs) == 1 else clfs) if clfs else None,
         pick_subset(split, subset),
@@ -209,6 +215,8 @@ def evaluate_command(name, classifier_runs, baseline_runs, set_path, data, split
         external=external or None,
         seed=seed,
     )
+    if external_paths:
+        result.metrics["external_sets"] = dict(external_paths)
     if out is not None:
         result.save(out)
     if as_json:

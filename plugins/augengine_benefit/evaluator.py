@@ -12,6 +12,7 @@ paired seeds is reported.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import warnings
 from collections.abc import Sequence
@@ -20,6 +21,8 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
+
+from augengine.naming import slug, unique_slugs
 
 import augengine
 from augengine import DataError, PluginError
@@ -105,13 +108,18 @@ class BenefitEvaluator(augengine.Evaluator):
             test: the in-distribution test :class:`~augengine.ImageSet`.
             baseline: classifier(s) trained without synthetic data; enables paired comparison.
             external: name → ImageSet of external test sets (metrics and verdicts reported apart).
+            train: the real training set (optional): images of a test set that are training images
+                (equal sha256 of the decoded uint8 pixels at the set's size) are counted in
+                ``train_overlap`` and flagged in the notes and the verdict line.
             seed: bootstrap seed (the same seed gives the same intervals).
             names: row labels of the arm and the baseline in the tables.
 
         Returns:
             :class:`~augengine.Evaluation` with ``metrics["sets"][name]`` per test set, tables
             ``table2_<set>`` (paper layout), ``summary_<set>``, figures ``confusion_<set>`` and
-            one verdict per set when a baseline is given.
+            one verdict per set when a baseline is given. ``<set>`` is ``test`` or
+            ``external_<slug of the name>`` (:func:`augengine.naming.unique_slugs`: one safe file-name
+            component, unique among the sets).
         """
         if kwargs:
             raise PluginError(f"evaluator 'benefit': unexpected arguments {sorted(kwargs)}")
@@ -124,6 +132,10 @@ class BenefitEvaluator(augengine.Evaluator):
             sets["test"] = test
         for k, v in (external or {}).items():
             sets[f"external:{k}"] = v
+        # file names of tables and figures: a safe, unique slug of each set's name (a path given as
+        # a name never reaches the file system)
+        stems = {"test": "test"} if test is not None else {}
+        stems.update({f"external:{k}": f"external_{s}" for k, s in unique_slugs([str(k) for k in external or {}]).items()})
         class_names = list(getattr(arms[0], "class_names", None) or next(iter(sets.values())).class_names)
         for clf in arms + bases:
             if list(clf.class_names) != class_names:
@@ -141,15 +153,43 @@ class BenefitEvaluator(augengine.Evaluator):
             "class_names": class_names, "class_order": order,
             "n_seeds": {"arm": len(arms), "baseline": len(bases)}, "sets": {},
         })
+        train_hashes: dict[int, set[bytes]] = {}
         for set_name, s in sets.items():
+            overlap = self._train_overlap(s, train, train_hashes) if train is not None else None
             res, tables, fig, verdict = self._evaluate_set(set_name, s, arms, bases, class_names, order, seed, names,
-                                                            mapped)
+                                                            mapped, stems[set_name], overlap)
             out.metrics["sets"][set_name] = res
             out.tables.update(tables)
-            out.figures[f"confusion_{set_name.replace(':', '_')}"] = fig
+            out.figures[f"confusion_{stems[set_name]}"] = fig
+            prefix = "" if set_name == "test" else f"{set_name}: "
             if verdict:
-                out.verdicts.append(verdict if set_name == "test" else f"{set_name}: {verdict}")
+                out.verdicts.append(prefix + verdict)
+            elif overlap and overlap["n"]:
+                out.verdicts.append(prefix + self._overlap_line(overlap))
         return out
+
+    # -- overlap with the training images ---------------------------------------------------
+    @staticmethod
+    def _train_overlap(s, train, cache: dict[int, set[bytes]]) -> dict[str, Any]:
+        """Images of ``s`` that are training images: equal content hashes, where the content is
+        the decoded uint8 RGB pixels at the set's size (so a byte-identical file, or the same
+        pixels in another lossless file, counts; a re-encoded JPEG does not)."""
+        if not isinstance(train, augengine.ImageSet):
+            raise DataError(f"evaluator 'benefit': train must be an ImageSet, got {type(train).__name__}")
+        size = int(s.size or train.size or 64)
+        if size not in cache:
+            cache[size] = {hashlib.sha256(row.tobytes()).digest() for row in train.images(size)}
+        known = cache[size]
+        hit = np.fromiter((hashlib.sha256(row.tobytes()).digest() in known for row in s.images(size)),
+                          dtype=bool, count=len(s))
+        ids = [s.ids[i] for i in np.flatnonzero(hit)[:20]]
+        return {"n": int(hit.sum()), "of": int(len(s)), "ids": ids,
+                "content_hash": f"sha256 of the decoded uint8 RGB pixels at {size} px"}
+
+    @staticmethod
+    def _overlap_line(overlap) -> str:
+        return (f"WARNING: {overlap['n']} of {overlap['of']} images of this set are training images (identical "
+                "pixels): its metrics are inflated")
 
     # -- internals ------------------------------------------------------------------------
     @staticmethod
@@ -160,7 +200,8 @@ class BenefitEvaluator(augengine.Evaluator):
             raise PluginError(f"evaluator 'benefit': {what} must be a trained classifier or a list of them")
         return xs
 
-    def _evaluate_set(self, set_name, s, arms, bases, class_names, order, seed, names, mapped=()):
+    def _evaluate_set(self, set_name, s, arms, bases, class_names, order, seed, names, mapped=(), stem=None,
+                      overlap=None):
         cfg = self.config
         c = len(class_names)
         y = np.asarray(s.labels, dtype=np.int64)
@@ -192,6 +233,10 @@ class BenefitEvaluator(augengine.Evaluator):
         res["confusion_matrix"] = self._confusion(arm_r, class_names)
         if set_name in mapped:
             notes.insert(0, f"class list {mapped[set_name]} mapped by name onto the classifier's {list(class_names)}")
+        if overlap is not None:
+            res["train_overlap"] = overlap
+            if overlap["n"]:
+                notes.insert(0, self._overlap_line(overlap) + f" (content hash: {overlap['content_hash']})")
         res["notes"] = notes
         verdict = None
         if base_r:
@@ -210,10 +255,13 @@ class BenefitEvaluator(augengine.Evaluator):
                     for m in OVERALL
                 }
             verdict = self._verdict(res, len(arms), len(bases))
+            if overlap and overlap["n"]:
+                verdict += f"; {self._overlap_line(overlap)}"
             res["verdict"] = verdict
+        stem = stem or slug(set_name.replace(":", "_"))
         tables = {
-            f"table2_{set_name.replace(':', '_')}": self._table2(res, order, names),
-            f"summary_{set_name.replace(':', '_')}": self._summary_table(res, order, names),
+            f"table2_{stem}": self._table2(res, order, names),
+            f"summary_{stem}": self._summary_table(res, order, names),
         }
         fig = self._confusion_png(res["confusion_matrix"], class_names, f"{set_name} ({names[0]})")
         return res, tables, fig, verdict
