@@ -17,14 +17,17 @@ Groups:
   RNG isolation.
 * **statistics** — :mod:`augengine.stats` (bootstrap weights, confusion matrices, CIs, tests),
   as the module ``stats``.
-* **data** — training-time augmentation (``Augment``).
+* **data** — training-time augmentation (``Augment``), the engine's cache folder (``cache_dir``).
+* **output names** — safe, unique file names for sets named by users (``slug``, ``unique_slugs``).
 """
 
 from __future__ import annotations
 
 from augengine import stats
 from augengine.data.augment import Augment
+from augengine.data.cache import cache_dir
 from augengine.images import tensor_view
+from augengine.naming import slug, unique_slugs
 from augengine.rng import global_rng_state, isolated_global_rng
 from augengine.rundir import check_output_file
 from augengine.runs import (
@@ -89,4 +92,8 @@ __all__ = [
     "stats",
     # data
     "Augment",
+    "cache_dir",
+    # output names
+    "slug",
+    "unique_slugs",
 ]

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from augengine.naming import slug, unique_slugs
+from augengine.plugin_api import slug, unique_slugs
 
 import augengine
 from augengine import DataError, PluginError

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from augengine import DataError, PluginError, check_images, load_checkpoint, resize_uint8
-from augengine.data import cache_dir
+from augengine.plugin_api import cache_dir
 
 from augengine import Classifier, ImageSet, ShapeError
 from augengine.plugin_api import atomic_write_bytes, sha256_file
