@@ -19,6 +19,7 @@ import fcntl
 import json
 import os
 import shutil
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -105,24 +106,31 @@ def execute_unit(out_dir: str, unit_json: dict, cfg_json: dict, loader, progress
         log.write(f"== {u.label} ({u.kind} {u.key[:12]}) started {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
         handler = logging.StreamHandler(log)
         root = logging.getLogger()
+        saved = sys.stdout, sys.stderr
         root.addHandler(handler)
+        error = None
         try:
             with contextlib.redirect_stdout(_Tee(log)), contextlib.redirect_stderr(_Tee(log)):
                 data = load_data(cfg, loader)
                 result = unit_kind(u.kind).run(u, Ctx(cfg, data, part, units, deps, progress=progress))
         except KeyboardInterrupt:
             log.write("\n== interrupted\n")
+            log.close()
             raise
         except Exception as e:  # noqa: BLE001 - a failing plugin must not stop independent units
-            tb = traceback.format_exc()
+            error = e
+        finally:  # whatever happened (Ctrl-C included): the caller's logging and streams as they were
+            root.removeHandler(handler)
+            if isinstance(sys.stdout, _Tee) or isinstance(sys.stderr, _Tee):
+                sys.stdout, sys.stderr = saved
+        if error is not None:
+            tb = "".join(traceback.format_exception(error))
             log.write("\n== FAILED\n" + tb)
             log.close()
-            root.removeHandler(handler)
-            atomic_write_json(part / "failed.json", {"error": f"{type(e).__name__}: {e}", "traceback": tb,
-                                                     "seconds": time.time() - t0})
+            msg = f"{type(error).__name__}: {error}"
+            atomic_write_json(part / "failed.json", {"error": msg, "traceback": tb, "seconds": time.time() - t0})
             os.replace(part, failed) if not failed.exists() else shutil.rmtree(part)
-            return {"status": "failed", "error": f"{type(e).__name__}: {e}", "seconds": time.time() - t0}
-        root.removeHandler(handler)
+            return {"status": "failed", "error": msg, "seconds": time.time() - t0}
         secs = time.time() - t0
         freed = 0 if cfg.keep_resume_state else drop_resume_state(part)
         log.write(f"== done in {secs:.1f} s" + (f"; resume state dropped ({human_bytes(freed)})" if freed else "")

@@ -416,15 +416,39 @@ def _disk_use(out: Path, plan: list[dict]) -> str:
             + _html_table(["unit kind", "finished units", "disk", "per unit"], body))
 
 
-def _git_commit() -> str | None:
-    import augengine
-
+def _git(cwd: Path, *args: str) -> str | None:
     try:
-        r = subprocess.run(["git", "-C", str(Path(augengine.__file__).parent), "rev-parse", "HEAD"],
-                           capture_output=True, text=True, timeout=5)
-        return r.stdout.strip() or None if r.returncode == 0 else None
+        r = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
+    return r.stdout.strip() or None if r.returncode == 0 else None
+
+
+def engine_provenance(pkg_dir: Path | None = None) -> dict[str, str]:
+    """The engine that wrote the report: ``augengine_version`` always; ``engine_git_commit`` when the
+    engine runs from a git checkout of its own repository; when its files sit inside another project's
+    repository (vendored, or installed into that project's tree), that commit as ``host_git_commit``,
+    never under the engine's name.
+
+    Args:
+        pkg_dir: the ``augengine`` package folder (default: the one imported).
+    """
+    from importlib import metadata
+
+    import augengine
+
+    pkg_dir = Path(augengine.__file__).parent if pkg_dir is None else Path(pkg_dir)
+    try:
+        out = {"augengine_version": metadata.version("augengine")}
+    except metadata.PackageNotFoundError:
+        out = {"augengine_version": getattr(augengine, "__version__", "unknown")}
+    top, commit = _git(pkg_dir, "rev-parse", "--show-toplevel"), _git(pkg_dir, "rev-parse", "HEAD")
+    if top and commit:
+        project = Path(top) / "pyproject.toml"
+        own = (Path(top).resolve() / "augengine" == pkg_dir.resolve() and project.is_file()
+               and 'name = "augengine"' in project.read_text(errors="replace"))
+        out["engine_git_commit" if own else "host_git_commit"] = commit
+    return out
 
 
 _CSS = """body{font-family:sans-serif;margin:24px;color:#222;background:#fff;max-width:1500px}
@@ -486,7 +510,7 @@ def write_report(out: str | Path) -> Path:
     s += ["<h2>Filter selections (path-rank)</h2>", *(_selections(out, plan) or ["<p>no filter in this bench</p>"])]
     s += ["<h2>Failures</h2>", *(failures or ["<p class='ok'>none</p>"])]
     split_info = next((done_record(out, u)["result"] for u in plan if u["kind"] == "split" and done_record(out, u)), {})
-    prov = {"config": rec.get("config"), "versions": rec.get("versions"), "git_commit": _git_commit(),
+    prov = {"config": rec.get("config"), "versions": rec.get("versions"), "engine": engine_provenance(),
             "data": {k: split_info.get(k) for k in ("fingerprint", "info", "counts", "external")},
             "report_written_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
     s += ["<h2>Disk use</h2>", _disk_use(out, plan)]

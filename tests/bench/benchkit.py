@@ -139,6 +139,20 @@ class BoomGenerator(ae.Generator):
         raise RuntimeError("boom: the plugin exploded at iteration 3")
 
 
+class InterruptGenerator(ae.Generator):
+    """Prints, logs, then raises KeyboardInterrupt mid-fit (Ctrl-C while a unit runs in-process)."""
+
+    name = "interrupt"
+    Config = type("InterruptConfig", (ae.PluginConfig,), {"__annotations__": {"image_size": int}, "image_size": 16})
+
+    def fit(self, train, **kw):
+        import logging
+
+        print("interrupt: fitting")
+        logging.getLogger("benchkit").warning("interrupt: about to be interrupted")
+        raise KeyboardInterrupt
+
+
 class BadShapeGenerator(ae.Generator):
     """Returns images of the wrong size (a broken plugin)."""
 
@@ -250,6 +264,7 @@ def register_generators(register):
     register(BoomGenerator)
     register(BadShapeGenerator)
     register(StepNoiseGenerator)
+    register(InterruptGenerator)
 
 
 def _fp(s) -> str:

@@ -167,6 +167,54 @@ def test_resume_state_dropped_once_done_and_disk_reported(tmp_path):
         resume_state_files(run.parent)
 
 
+def test_ctrl_c_in_process_restores_logging_and_streams(tmp_path, capsys):
+    """Ctrl-C while a unit runs in the bench's process: the unit's log handler and stream redirection are
+    undone (nothing of the unit log leaks into later output), the unit stays partial for a resume."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, out, err = list(root.handlers), sys.stdout, sys.stderr
+    with pytest.raises(KeyboardInterrupt):
+        bench(tmp_path / "b", amounts=[6], arms=[{"name": "ctrl-c", "generator": "interrupt"}]).run()
+    assert root.handlers == handlers and sys.stdout is out and sys.stderr is err
+    print("after the bench")
+    logging.getLogger("benchkit").warning("logged after the bench")
+    assert "after the bench" in capsys.readouterr().out
+    part = next((tmp_path / "b").glob("units/genfit-*.partial"))
+    log = (part / "log.txt").read_text()
+    assert "interrupt: fitting" in log and "about to be interrupted" in log and "== interrupted" in log
+    assert "logged after the bench" not in log and "after the bench" not in log
+
+
+def test_report_names_the_engine_version_not_the_host_commit(tmp_path):
+    """The report records augengine's version; a git commit only under the name of whose it is."""
+    from augengine.bench.report import engine_provenance
+
+    def repo(root: Path, files: dict[str, str]) -> str:
+        for name, text in files.items():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_text(text)
+        git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+        subprocess.run(git[:3] + ["init", "-q"], check=True)
+        subprocess.run(git + ["add", "."], check=True)
+        subprocess.run(git + ["commit", "-qm", "x"], check=True)
+        return subprocess.run(git[:3] + ["rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+    host = repo(tmp_path / "host", {"pyproject.toml": 'name = "clinic-study"\n',
+                                     "vendor/augengine/__init__.py": ""})
+    p = engine_provenance(tmp_path / "host" / "vendor" / "augengine")
+    assert set(p) == {"augengine_version", "host_git_commit"} and p["host_git_commit"] == host
+    own = repo(tmp_path / "eng", {"pyproject.toml": '[project]\nname = "augengine"\n', "augengine/__init__.py": ""})
+    assert engine_provenance(tmp_path / "eng" / "augengine")["engine_git_commit"] == own
+    plain = tmp_path / "site" / "augengine"
+    plain.mkdir(parents=True)
+    assert set(engine_provenance(plain)) == {"augengine_version"} and engine_provenance(plain)["augengine_version"]
+    out = tmp_path / "b"
+    bench(out, amounts=[6]).run()
+    html = (out / "report.html").read_text()
+    assert "augengine_version" in html and '"git_commit"' not in html
+
+
 def _kill_cfg(**over):
     return benchkit.tiny_config(classifier={"name": "mean-colour", "config": {"sleep": 0.1}}, amounts=[6], **over)
 
