@@ -12,13 +12,14 @@ a name. :func:`unique_slugs` does the same for arbitrary labels (e.g. the keys o
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from augengine.errors import DataError
 
-__all__ = ["slug", "is_safe_stem", "set_label", "set_names", "unique_slugs", "short_hash"]
+__all__ = ["slug", "is_safe_stem", "set_label", "set_names", "dataset_names", "unique_slugs", "short_hash"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 MAX_LEN = 48
@@ -119,3 +120,37 @@ def set_names(paths: Iterable[str | Path]) -> dict[str, str]:
         raise DataError(f"data sets {', '.join(map(repr, same))} are the same set ({sorted(dup)[0]}); give it once")
     by_key = unique_slugs([set_label(p) for p in given], resolved)
     return {g: by_key[r] for g, r in zip(given, resolved)}
+
+
+def dataset_names(values: Sequence) -> list[str]:
+    """Safe, unique names for data sets given by path or by dataset spec (a bench's ``test_data``).
+
+    Args:
+        values: paths, dataset spec tables (mappings) or :class:`~augengine.data.spec.DatasetSpec` objects.
+
+    Returns:
+        one name per value, in order: the slug of the spec's ``display_name`` (its ``name``, else
+        the spreadsheet's stem for format csv, else the folder or file name — for a plain path the
+        name :func:`set_names` gives), with ``-<8 hex digits>`` of the set's identity (resolved
+        paths, format, columns, options) appended when two different sets share that slug.
+
+    Raises:
+        DataError: one set is given twice (the same identity).
+    """
+    from augengine.data.spec import spec_from
+
+    specs = [spec_from(v, owner=f"data set {i}") for i, v in enumerate(values)]
+    labels = [s.display_name for s in specs]
+    keys = []
+    for s in specs:
+        ident = {k: (_resolved(v) if k in ("path", "csv", "root") and v is not None else v)
+                 for k, v in s.model_dump(mode="json", exclude={"name"}).items()}
+        plain = s.model_dump(exclude={"path", "name"}) == type(s)().model_dump(exclude={"path", "name"})
+        keys.append(ident["path"] if plain else json.dumps(ident, sort_keys=True))  # a path: as set_names
+    seen: dict[str, int] = {}
+    for i, k in enumerate(keys):
+        if k in seen:
+            raise DataError(f"data sets {seen[k]} and {i} ({labels[i]!r}) are the same set; give it once")
+        seen[k] = i
+    by_key = unique_slugs(labels, keys)
+    return [by_key[k] for k in keys]

@@ -170,11 +170,30 @@ def _check_amounts(v: list) -> None:
         raise ValueError(f"amounts: duplicates in {v}")
 
 
+def _dataset_value(v: str | dict[str, Any], where: str) -> str | dict[str, Any]:
+    """A dataset as the config records it: a path string as given, or a table of
+    :class:`~augengine.data.spec.DatasetSpec` keys, validated, with its defaults left out (so equal
+    specs are equal records); a table that names only a path is that path."""
+    if isinstance(v, str):
+        return v
+    from augengine.data.spec import spec_from
+
+    try:
+        spec = spec_from(v, owner=where)
+    except ConfigError as e:
+        raise ValueError(str(e)) from None
+    d = spec.model_dump(mode="json", exclude_defaults=True)
+    return d.get("path", "demo") if set(d) <= {"path"} else d
+
+
 class BenchConfig(_Model):
     """A whole bench: data, arms, amounts, classifier, evaluators, seeds."""
 
-    data: str = Field("demo", description="dataset path or 'demo'")
-    test_data: list[str] = Field(default_factory=list, description="external test sets (reported apart)")
+    data: str | dict[str, Any] = Field(
+        "demo", description="dataset path or 'demo', or a table of dataset spec keys (format, csv, image_col, "
+                            "label_col, group_col, root, options, name: augengine.data.spec.DatasetSpec)")
+    test_data: list[str | dict[str, Any]] = Field(
+        default_factory=list, description="external test sets (reported apart): paths or dataset spec tables")
     split: SplitSpec = Field(default_factory=SplitSpec)
     image_size: int = Field(32, ge=8, description="image size handed to plugins that have an image_size field")
     device: str = Field("auto", description="handed to plugins with a device field (auto|cpu|cuda)")
@@ -200,6 +219,16 @@ class BenchConfig(_Model):
     def _amounts(cls, v):
         _check_amounts(v)
         return v
+
+    @field_validator("data")
+    @classmethod
+    def _data(cls, v):
+        return _dataset_value(v, "dataset spec")
+
+    @field_validator("test_data")
+    @classmethod
+    def _test_data(cls, v):
+        return [_dataset_value(x, f"item {i} (dataset spec)") for i, x in enumerate(v)]
 
     @field_validator("resources")
     @classmethod
@@ -332,9 +361,16 @@ def validate_bench_config(data: dict[str, Any], owner: str = "bench config") -> 
 
 
 def load_bench_config(path: str | Path | None = None, *, preset: str | None = None,
-                      overrides: tuple[str, ...] | list[str] = (), data: str | None = None,
-                      test_data: tuple[str, ...] | list[str] = ()) -> BenchConfig:
+                      overrides: tuple[str, ...] | list[str] = (), data: str | dict[str, Any] | None = None,
+                      test_data: tuple[str, ...] | list[str] = (),
+                      dataset_args: dict[str, Any] | None = None) -> BenchConfig:
     """Build a :class:`BenchConfig`: preset (default ``quick`` when no file) < TOML file < ``--data`` < ``-o``.
+
+    Args:
+        data: the dataset (a path, or a table of dataset spec keys), replacing the config's.
+        dataset_args: how to read it (keyword arguments of :func:`augengine.load_dataset`: format,
+            csv, image_col, label_col, group_col, root, options), applied to ``data`` or, without it,
+            to the config's data; together they make a dataset spec table.
 
     Raises:
         ConfigError: unknown preset, unknown key, bad value (one line naming the key).
@@ -352,6 +388,15 @@ def load_bench_config(path: str | Path | None = None, *, preset: str | None = No
         owner = f"bench config {path}"
     if data is not None:
         base["data"] = data
+    given = {k: v for k, v in (dataset_args or {}).items() if v is not None and not (k == "format" and v == "auto")}
+    if given:  # how to read the data (format, csv, image_col, …): applied to data or the config's data
+        cur = base.get("data", "demo")
+        cur = dict(cur) if isinstance(cur, dict) else {"path": cur}
+        options = {**(cur.get("options") or {}), **(given.pop("options", None) or {})}
+        cur.update(given)
+        if options:
+            cur["options"] = options
+        base["data"] = cur
     if test_data:
         base["test_data"] = list(test_data)
     try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from augengine.bench.config import BenchConfig
@@ -50,10 +49,13 @@ def default_loader(cfg: BenchConfig) -> BenchData:
         split = ae.load_split(cfg.split.file, table)
     else:
         split = ae.split(table, fractions=cfg.split.fractions, group_by=cfg.split.group_by, seed=cfg.split.seed)
+    from augengine.naming import dataset_names
+
     external, ext_fp = {}, {}
-    for p in cfg.test_data:
+    # each external set is named by a safe, unique slug of its spec's display name (folder, spreadsheet
+    # or given name; + a short hash when two sets share it): it becomes part of unit folder names
+    for p, name in zip(cfg.test_data, dataset_names(cfg.test_data)):
         t = D.load_dataset(p)
-        name = Path(p).name or str(p)
         external[name] = t.image_set()
         ext_fp[name] = t.fingerprint
     fp = getattr(split, "sha256", None)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from augengine.cli.common import verbose_option, with_example
+from augengine.cli.common import dataset_args, dataset_options, verbose_option, with_example
 
 
 @click.command("bench")
@@ -17,8 +17,11 @@ from augengine.cli.common import verbose_option, with_example
               help="A built-in config (default: quick when no CONFIG file is given).")
 @click.option("-o", "--option", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Set a bench config field (dotted keys, TOML values), e.g. -o amounts=[500,1000]. Repeatable.")
-@click.option("--data", help="Dataset path or 'demo' (overrides the config's data).")
-@click.option("--test-data", multiple=True, help="External test set(s), reported apart. Repeatable.")
+@click.option("--data", help="Dataset path or 'demo' (overrides the config's data); read as --format, --csv, … "
+                              "say (they apply to the config's data without --data).")
+@dataset_options
+@click.option("--test-data", multiple=True, help="External test set(s), reported apart: a dataset path or a dataset "
+                                                 "spec .toml (for a spreadsheet). Repeatable.")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
               help="Output directory (default: ./bench-results/<timestamp>/).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted bench in --out (running it again does the same).")
@@ -48,7 +51,8 @@ def bench(config_file, preset, overrides, data, test_data, out, resume, force, j
     ov = list(overrides)
     if device is not None:
         ov.append(f'device="{device}"')
-    cfg = load_bench_config(config_file, preset=preset, overrides=ov, data=data, test_data=test_data)
+    cfg = load_bench_config(config_file, preset=preset, overrides=ov, data=data, test_data=test_data,
+                            dataset_args=dataset_args())
     if out is None:
         if resume:
             raise ConfigError("--resume: give the --out directory of the bench to continue")

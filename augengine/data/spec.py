@@ -51,9 +51,11 @@ class DatasetSpec(BaseModel):
     def display_name(self) -> str:
         if self.name:
             return self.name
-        if self.format == "csv" and self.csv:
+        if self.format in ("csv", "auto") and self.csv:
             return Path(self.csv).stem
-        return Path(self.path).name or self.path
+        from augengine.naming import set_label
+
+        return set_label(self.path)
 
     def relative_to(self, base: Path) -> DatasetSpec:
         """The spec with its relative paths (path, csv, root) taken relative to ``base``."""
