@@ -24,6 +24,7 @@ Groups:
 from __future__ import annotations
 
 from augengine import stats
+from augengine.amp import LossScaler, needs_loss_scaling
 from augengine.data.augment import Augment
 from augengine.data.cache import cache_dir
 from augengine.images import tensor_view
@@ -85,6 +86,8 @@ __all__ = [
     "cpu_supports_bf16",
     "resolve_channels_last",
     "select_device",
+    "LossScaler",
+    "needs_loss_scaling",
     "isolated_global_rng",
     "global_rng_state",
     "tensor_view",

@@ -1,8 +1,9 @@
 """The bench configuration: a typed (pydantic, ``extra="forbid"``) model read from TOML.
 
 A bench compares *arms* — a generator (+config), optionally with a filter — against the
-baseline (real images only, always present), over a grid of amounts × generator seeds ×
-classifier seeds, with one classifier (+config) and a set of evaluators. Example
+baseline (real images only, always present) and against its resampling control (``controls``:
+the arm's class counts added as copies of real training images), over a grid of amounts ×
+generator seeds × classifier seeds, with one classifier (+config) and a set of evaluators. Example
 (``bench.toml``)::
 
     data = "demo"
@@ -206,6 +207,9 @@ class BenchConfig(_Model):
     classifier_seeds: list[int] = Field([0, 1])
     generator_seeds: list[int] = Field([0])
     focus_class: str = Field("MEL", description="the class of the Table 3 columns and the MEL plots")
+    controls: list[Literal["resample"]] = Field(
+        ["resample"], description="control arms beside every synthetic arm: 'resample' adds the arm's class counts "
+        "as real training images drawn with replacement ([] = off)")
     resume_fits: bool = Field(True, description="continue interrupted generator and classifier fits from their checkpoints")
     resources: dict[str, ResourceSpec] = Field(
         default_factory=dict, description="unit kind (split, genfit, clffit, …) → Ray resources per unit")
@@ -229,6 +233,13 @@ class BenchConfig(_Model):
     @classmethod
     def _test_data(cls, v):
         return [_dataset_value(x, f"item {i} (dataset spec)") for i, x in enumerate(v)]
+
+    @field_validator("controls")
+    @classmethod
+    def _controls(cls, v):
+        if len(set(v)) != len(v):
+            raise ValueError(f"controls: duplicates in {v}")
+        return v
 
     @field_validator("resources")
     @classmethod

@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from augengine.bench.config import ArmSpec, BenchConfig, amount_label, expand_arms
@@ -24,7 +25,10 @@ from augengine.errors import ConfigError
 __all__ = ["Unit", "Plan", "build_plan", "unit_key", "resolve_plugin_config", "KIND_ORDER"]
 
 SCHEMA = 1
-KIND_ORDER = ("split", "clffit", "select", "genfit", "synth", "filtered", "quality", "eval")
+KIND_ORDER = ("split", "clffit", "select", "genfit", "synth", "filtered", "resample", "quality", "eval")
+
+#: the arm name of resampling-control units (their rows name the synthetic arm they control for)
+CONTROL_ARM = "resampled real"
 
 
 @dataclasses.dataclass
@@ -69,8 +73,19 @@ def unit_key(kind: str, spec: dict[str, Any], deps: list[str]) -> str:
 
 @dataclasses.dataclass
 class Plan:
+    """The units of a bench.
+
+    Attributes:
+        units: the units, inputs before the units that read them.
+        arms: the arms (sweeps expanded).
+        pending_controls: one entry per synthetic set whose control units are not planned yet
+            (its class counts are known once the set exists): ``{"set": unit key, "arm",
+            "amount", "generator_seed", "units": how many units its control adds at most}``.
+    """
+
     units: list[Unit]
     arms: list[ArmSpec]
+    pending_controls: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def by_key(self) -> dict[str, Unit]:
         return {u.key: u for u in self.units}
@@ -108,7 +123,8 @@ def resolve_plugin_config(kind: str, name: str, config: dict[str, Any], cfg: Ben
 
 
 def build_plan(cfg: BenchConfig, data_fingerprint: str, test_sets: dict[str, str],
-               set_quality: list[tuple[str, dict]] | None = None) -> Plan:
+               set_quality: list[tuple[str, dict]] | None = None,
+               set_counts: Callable[[Unit], dict[str, int] | None] | None = None) -> Plan:
     """Expand ``cfg`` into units.
 
     Args:
@@ -117,6 +133,11 @@ def build_plan(cfg: BenchConfig, data_fingerprint: str, test_sets: dict[str, str
         test_sets: test-set name → fingerprint; ``"test"`` is the in-distribution split, the
             others are external test sets.
         set_quality: (name, config) of evaluators run on each synthetic set.
+        set_counts: ``final set unit → class counts`` (real class names, in class order, zeros
+            left out) of a finished synthetic set, None while it is not finished. The resampling
+            control of a set (``cfg.controls``) is keyed by these counts, so arms that add the
+            same counts share it; it is planned once they are known (else listed in
+            :attr:`Plan.pending_controls`).
 
     Raises:
         ConfigError / PluginNotFoundError: unknown plugins or config keys (one line).
@@ -161,6 +182,46 @@ def build_plan(cfg: BenchConfig, data_fingerprint: str, test_sets: dict[str, str
                                   {"arm": arm, "amount": amount, "generator_seed": gen_seed, "evaluator": ename}))
 
     evals("baseline", None, None, base_fits, None)
+    clf_evals = [(ename, ecfg) for on, ename, ecfg in evaluators if on == "classifier"]
+    pending: list[dict[str, Any]] = []
+
+    def controls(arm: str, amount, gen_seed, fits: list[Unit], final: Unit) -> None:
+        """The resampling control of one synthetic set: the set's class counts drawn from the real
+        training images (seed = the generator seed), classifier fits with the arm's seeds, their
+        evaluation against the baseline (shared by every arm adding these counts), and the arm's
+        paired comparison with them."""
+        counts = set_counts(final) if set_counts is not None else None
+        if counts is None:
+            n = 1 + len(fits) + 2 * len(clf_evals) * len(test_sets)
+            pending.append({"set": final.key, "arm": arm, "amount": amount, "generator_seed": gen_seed, "units": n})
+            return
+        total = int(sum(counts.values()))
+        clab = _counts_label(counts)
+        rs = Unit("resample", f"resample-{clab}-g{gen_seed}", {"control": "resample", "counts": counts,
+                                                               "seed": gen_seed},
+                  [split.key], {"arm": CONTROL_ARM, "counts": counts, "generator_seed": gen_seed})
+        units.append(rs)
+        cfits = [Unit("clffit", f"clf-resample-{clab}-g{gen_seed}-s{f.meta['classifier_seed']}",
+                      {**f.spec, "amount": total}, [split.key, rs.key],
+                      {"arm": CONTROL_ARM, "amount": total, "generator_seed": gen_seed,
+                       "classifier_seed": f.meta["classifier_seed"], "counts": counts}) for f in fits]
+        units.extend(cfits)
+        seeds = [f.meta["classifier_seed"] for f in fits]
+        for ename, ecfg in clf_evals:
+            for tname, tfp in test_sets.items():
+                spec = {"evaluator": ename, "config": ecfg, "test_set": tname, "test_fingerprint": tfp,
+                        "n_arm": len(cfits)}
+                units.append(Unit("eval", f"eval-{ename}-resample-{clab}-g{gen_seed}-{tname}", spec,
+                                  [u.key for u in cfits] + [u.key for u in base_fits],
+                                  {"arm": CONTROL_ARM, "role": "control", "amount": total, "generator_seed": gen_seed,
+                                   "test_set": tname, "evaluator": ename, "classifier_seeds": seeds,
+                                   "counts": counts}))
+                units.append(Unit("eval", f"eval-{ename}-{arm}-{amount_label(amount)}-g{gen_seed}-{tname}-vs-resample",
+                                  {**spec, "n_arm": len(fits), "reference": "resample"},
+                                  [u.key for u in fits] + [u.key for u in cfits],
+                                  {"arm": arm, "role": "comparison", "reference": "resample", "amount": amount,
+                                   "generator_seed": gen_seed, "test_set": tname, "evaluator": ename,
+                                   "classifier_seeds": seeds, "counts": counts}))
     arms = expand_arms(cfg)
     first_base = base_fits[0]
     for arm in arms:
@@ -201,6 +262,8 @@ def build_plan(cfg: BenchConfig, data_fingerprint: str, test_sets: dict[str, str
                 fits = [clffit(arm.name, amount, s, gs, [final.key], amount) for s in cfg.classifier_seeds]
                 units += fits
                 evals(arm.name, amount, gs, fits, final)
+                if "resample" in cfg.controls:
+                    controls(arm.name, amount, gs, fits, final)
     keys = [u.key for u in units]
     if len(set(keys)) != len(keys):
         seen: dict[str, Unit] = {}
@@ -210,7 +273,15 @@ def build_plan(cfg: BenchConfig, data_fingerprint: str, test_sets: dict[str, str
                 seen[u.key] = u
                 dedup.append(u)
         units = dedup
-    return Plan(units, arms)
+    return Plan(units, arms, pending)
+
+
+def _counts_label(counts: dict[str, int]) -> str:
+    """``{"MEL": 40}`` → ``"MEL40"``; several classes → ``"<total>img-<k>cls"`` (labels only; keys tell apart)."""
+    if len(counts) == 1:
+        (c, k), = counts.items()
+        return f"{c}{k}"
+    return f"{sum(counts.values())}img-{len(counts)}cls"
 
 
 def check_plan(plan: Plan) -> None:

@@ -57,9 +57,19 @@ def _fmt(v: dict | None, ci: bool = True) -> str:
     return s
 
 
-def _clf_rows(rows, test_set="test"):
-    rs = [r for r in rows if r["kind"] == "classifier" and r["test_set"] == test_set]
-    return rs
+def _clf_rows(rows, test_set="test", role: tuple[str, ...] = ("baseline", "arm")):
+    """Classifier rows of ``test_set`` with a role in ``role`` (rows without one are baseline or arm rows)."""
+    def role_of(r):
+        return r.get("role") or ("baseline" if r["arm"] == "baseline" else "arm")
+
+    return [r for r in rows if r["kind"] == "classifier" and r["test_set"] == test_set and role_of(r) in role]
+
+
+def _paired(rows, r: dict, role: str) -> dict | None:
+    """The ``role`` row (control / comparison) of arm row ``r`` (same arm, amount, seed, test set, evaluator)."""
+    return next((x for x in rows if x.get("role") == role and x["arm"] == r["arm"] and x["amount"] == r["amount"]
+                 and x["generator_seed"] == r["generator_seed"] and x["test_set"] == r["test_set"]
+                 and x["evaluator"] == r["evaluator"]), None)
 
 
 def _class_names(out: Path) -> list[str]:
@@ -113,11 +123,14 @@ def table3(rows, focus: str, test_set: str = "test") -> tuple[list[str], list[li
 
     gmin = min((r["generator_seed"] for r in rs if r["generator_seed"] is not None), default=None)
     for lab, count in amounts:
-        row = [f"{count} ({lab})"]
+        row, ctrl = [f"{count} ({lab})"], [f"{count} ({lab}) resampled real"]
         for a in arms:
             r = next((x for x in rs if x["arm"] == a and x["amount_label"] == lab and x["generator_seed"] == gmin), None)
             row += cells(r)
+            ctrl += cells(_paired(rows, r, "control") if r is not None else None)
         body.append(row)
+        if any(c != "–" for c in ctrl[1:]):  # the arms' resampling controls: same class counts, real images
+            body.append(ctrl)
     base = next((x for x in rs if x["arm"] == "baseline"), None)
     body.append(["baseline (0)"] + cells(base) * len(arms))
     return header, body
@@ -179,6 +192,11 @@ def verdict_lines(rows) -> list[str]:
                 lines += [f"      {v}" for v in r["verdicts"][1:]]
             else:
                 lines.append(f"  {who}: {r['evaluator']} gave no verdict")
+            cmp_ = _paired(rows, r, "comparison")
+            if cmp_ is not None:  # the same arm against its resampling control, paired by classifier seed
+                vs = cmp_["verdicts"] or [f"{cmp_['evaluator']} gave no verdict"]
+                lines.append(f"  {who} vs resampling: {vs[0]}")
+                lines += [f"      {v}" for v in vs[1:]]
     return lines
 
 
@@ -264,6 +282,13 @@ def _plots(rows, focus: str) -> list[str]:
                 x = np.array([p[0] for p in pts], float)
                 y = np.array([p[1]["value"] for p in pts], float)
                 ax.plot(x, y, "o-", color=f"C{i}", label=arm)
+                ctrl = sorted((r["amount_count"], find_metric(c["metrics"], *toks, exclude=excl))
+                              for r in rs if r["arm"] == arm and r["generator_seed"] == gmin
+                              for c in [_paired(rows, r, "control")] if c is not None)
+                ctrl = [(cx, cv) for cx, cv in ctrl if cv is not None]
+                if ctrl:  # the arm's resampling control (same class counts, real images): dashed
+                    ax.plot([p[0] for p in ctrl], [p[1]["value"] for p in ctrl], "s--", color=f"C{i}", alpha=0.8,
+                            label=f"{arm}: resampled real")
                 cis = [p[1].get("ci") for p in pts]
                 if all(c and None not in c for c in cis):
                     ax.fill_between(x, [c[0] for c in cis], [c[1] for c in cis], color=f"C{i}", alpha=0.2)
@@ -281,7 +306,7 @@ def _confusions(out: Path, plan: list[dict]) -> list[str]:
 
     parts = []
     for u in plan:
-        if u["kind"] != "eval":
+        if u["kind"] != "eval" or u["meta"].get("role") == "comparison":  # an arm vs its control: the arm's matrix
             continue
         d = unit_dir(out, u) / "eval"
         if not d.is_dir():
@@ -460,6 +485,15 @@ th{background:#e8eef8}pre{background:#f4f4f4;padding:8px;font-size:11px;overflow
 """
 
 
+_CONTROL_NOTE = (
+    "<p>Each synthetic arm has two verdicts per test set: against the baseline (real images only) and "
+    "<b>against resampling</b>, its control arm: the same class counts as the arm added, drawn with replacement "
+    "from the real training images, trained with the same classifier config and seeds (paired by classifier "
+    "seed). Adding images of a class also teaches the classifier to predict that class, and resampling does that "
+    "for free: a benefit over the baseline that is not a benefit over resampling is explained by the class counts "
+    "alone. Table 3 shows the controls as “resampled real” rows, the plots as dashed lines.</p>")
+
+
 def write_report(out: str | Path) -> Path:
     """Write ``OUT/report.html`` (self-contained) from what the directory holds; returns its path."""
     from augengine.bench.config import BenchConfig
@@ -483,6 +517,7 @@ def write_report(out: str | Path) -> Path:
          f"<style>{_CSS}</style></head><body>",
          f"<h1>augengine bench — {html.escape(str(out.resolve()))}</h1>", status,
          "<h2>Verdicts</h2>",
+         *([_CONTROL_NOTE] if any(r.get("role") == "comparison" for r in rows) else []),
          f"<div class='verdict'>{html.escape(chr(10).join(verdict_lines(rows)) or 'no evaluations finished yet')}</div>"]
     try:
         plots = _plots(rows, cfg.focus_class)

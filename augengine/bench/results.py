@@ -43,7 +43,14 @@ def amount_text(a) -> str:
 
 
 def results_rows(out: str | Path, plan=None) -> list[dict[str, Any]]:
-    """One row per finished evaluation (arm, amount, seeds, test set, every metric with its CI, verdicts)."""
+    """One row per finished evaluation (arm, amount, seeds, test set, every metric with its CI, verdicts).
+
+    ``role`` says what a row is: ``baseline``; ``arm`` (a synthetic arm vs the baseline);
+    ``control`` (the arm's resampling control vs the baseline: the same class counts, real images;
+    ``arm`` names the synthetic arm it controls for, ``class_counts`` what it added); ``comparison``
+    (the arm vs its control, paired by classifier seed: its metrics hold the paired differences,
+    also under ``differences``). A control shared by arms that add the same counts has a row per arm.
+    """
     out = Path(out)
     units = read_plan(out) if plan is None else [u.to_json() for u in plan.units]
     by_key = {u["key"]: u for u in units}
@@ -56,6 +63,8 @@ def results_rows(out: str | Path, plan=None) -> list[dict[str, Any]]:
             continue
         res = done["result"]
         m = u["meta"]
+        if m.get("role") == "control":
+            continue  # one row per arm it controls for, with that arm's comparison (below)
         count = 0
         for k in u["deps"]:
             d = by_key.get(k)
@@ -79,8 +88,37 @@ def results_rows(out: str | Path, plan=None) -> list[dict[str, Any]]:
             "metrics": flatten_metrics(res.get("metrics", {})),
             "verdicts": res.get("verdicts", []),
             "unit": u["key"][:12],
+            "role": m.get("role") or ("baseline" if m["arm"] == "baseline" else "arm"),
         })
+        if m.get("role") == "comparison":
+            row = rows.pop()
+            row["reference"] = m.get("reference")
+            row["class_counts"] = m.get("counts")
+            row["differences"] = {k: v for k, v in row["metrics"].items()
+                                  if {"difference", "delta", "diff"} & set(k.lower().replace("_", ".").split("."))}
+            ctrl = _control_row(out, units, u, m, row)
+            if ctrl is not None:
+                rows.append(ctrl)
+            rows.append(row)
     return rows
+
+
+def _control_row(out: Path, units: list[dict[str, Any]], cmp_unit: dict[str, Any], m: dict[str, Any],
+                 cmp_row: dict[str, Any]) -> dict[str, Any] | None:
+    """The row of the control evaluation that ``cmp_unit`` (arm vs control) compares with, for that arm."""
+    ctrl_fits = cmp_unit["deps"][cmp_unit["spec"]["n_arm"]:]
+    ev = next((v for v in units if v["kind"] == "eval" and v["meta"].get("role") == "control"
+               and v["meta"]["test_set"] == m["test_set"] and v["meta"]["evaluator"] == m["evaluator"]
+               and v["deps"][: v["spec"]["n_arm"]] == ctrl_fits), None)
+    done = done_record(out, ev) if ev is not None else None
+    if done is None:
+        return None
+    res = done["result"]
+    return {**{k: cmp_row[k] for k in ("kind", "evaluator", "arm", "amount", "amount_label", "generator_seed",
+                                       "classifier_seeds", "test_set")},
+            "amount_count": int(sum((ev["meta"].get("counts") or {}).values())),
+            "metrics": flatten_metrics(res.get("metrics", {})), "verdicts": res.get("verdicts", []),
+            "unit": ev["key"][:12], "role": "control", "control": "resample", "class_counts": ev["meta"].get("counts")}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from augengine.bench.executors import Executor, create_executor
 from augengine.bench.graph import Plan, Unit, build_plan
 from augengine.bench.results import flatten_metrics
 from augengine.bench.units import UNIT_KINDS, image_count
-from augengine.errors import ConfigError
+from augengine.errors import ConfigError, DataError
 from augengine.runs import atomic_write_json, atomic_write_text
 
 __all__ = ["BenchData", "default_loader", "Bench", "RunSummary", "flatten_metrics"]
@@ -138,8 +138,22 @@ class Bench:
     def plan(self) -> Plan:
         if self._plan is None:
             tests = {"test": self.data.fingerprint + ":test", **self.data.external_fingerprints}
-            self._plan = build_plan(self.cfg, self.data.fingerprint, tests, self.set_quality_evaluators())
+            self._plan = build_plan(self.cfg, self.data.fingerprint, tests, self.set_quality_evaluators(),
+                                    set_counts=self._set_counts)
         return self._plan
+
+    def _set_counts(self, final: Unit) -> dict[str, int] | None:
+        """Class counts of a finished synthetic set (real class names), None while it is not finished:
+        what its resampling control adds (planned once known, keyed by them)."""
+        from augengine.data.resample import class_counts_in
+
+        p = self.unit_dir(final) / "done.json"
+        try:
+            counts = json.loads(p.read_text())["result"]["class_counts"] if p.exists() else None
+            return None if counts is None else class_counts_in(counts, list(self.data.train.class_names),
+                                                               where=f"bench: set {final.label}")
+        except (OSError, ValueError, KeyError, TypeError, DataError):
+            return None  # a set the classifier cannot train on either: its fits fail and say why
 
     def unit_dir(self, u: Unit) -> Path:
         return self.out / "units" / u.dirname
@@ -205,6 +219,11 @@ class Bench:
                 disk_src.setdefault(src, set()).add(u.kind)
             lines.append(f"  {'cached' if st == 'done' else st:8s} {u.kind:8s} {u.label:55s} {u.key[:12]}")
         lines.append("units: " + ", ".join(f"{v} {'cached' if k == 'done' else k}" for k, v in sorted(counts.items())))
+        if plan.pending_controls:
+            n_more = sum(p["units"] for p in plan.pending_controls)
+            lines.append(f"controls ({', '.join(self.cfg.controls)}): up to {n_more} more units for "
+                         f"{len(plan.pending_controls)} synthetic sets not made yet, planned once each set exists "
+                         "(keyed by its class counts: arms adding the same counts share them)")
         src = "earlier units of this directory" if any(s == "done" for s in counts) else "rough defaults per unit kind"
         lines.append(f"estimated time: {est / 60:.1f} min with 1 job (from {src})")
         names = {"measured": "finished units of this directory", "set size": "image counts × size² × 3",
@@ -247,26 +266,33 @@ class Bench:
         """Run every unit not finished yet (failed ones are retried), then write results and the report."""
         t0 = time.time()
         self.check_out_dir()
-        plan = self.plan()
-        atomic_write_json(self.out / "plan.json", [u.to_json() for u in plan.units])
-        by_key = plan.by_key()
-        state = {u.key: self.state(u) for u in plan.units}
-        for k, s in state.items():
-            if s in ("failed", "partial"):
-                state[k] = "todo"
         from tqdm.auto import tqdm
 
-        total = len(plan.units)
-        bar = tqdm(total=total, initial=sum(s == "done" for s in state.values()), desc="bench", unit="unit",
-                   disable=not self.progress, file=sys.stderr, dynamic_ncols=True)
+        state: dict[str, str] = {}
+        bar = tqdm(total=0, desc="bench", unit="unit", disable=not self.progress, file=sys.stderr, dynamic_ncols=True)
         listener = _Progress(self, state, bar)
-        done = {k for k, s in state.items() if s == "done"}
-        todo = [u for u in plan.units if state[u.key] == "todo"]
         call = UnitCall(str(self.out), self.cfg.canonical(), self.loader, self.progress)
         try:
-            self.executor.run(todo, call, done, listener)
+            # a control unit is planned once the synthetic set whose class counts it copies exists: run the
+            # plan, plan again, and run what that added, until planning adds nothing
+            while True:
+                plan = self.plan()
+                atomic_write_json(self.out / "plan.json", [u.to_json() for u in plan.units])
+                new = [u for u in plan.units if u.key not in state]
+                for u in new:
+                    st = self.state(u)
+                    state[u.key] = "todo" if st in ("failed", "partial") else st
+                bar.total = len(state)
+                bar.update(sum(state[u.key] == "done" for u in new))
+                todo = [u for u in new if state[u.key] == "todo"]
+                if not todo:
+                    break
+                self.executor.run(todo, call, {k for k, st in state.items() if st == "done"}, listener)
+                self._plan = None
         finally:
             bar.close()
+        by_key = plan.by_key()
+        total = len(plan.units)
         failed, blocked, ran = listener.failed, listener.blocked, listener.ran
         undone = [u.label for u in plan.units if state[u.key] != "done"]
         rows_changed = self.write_results()

@@ -83,9 +83,13 @@ def _run_clffit(u: Unit, ctx: Ctx) -> dict[str, Any]:
     clf = ae.create_classifier(s["classifier"], **s["config"])
     synthetic, amount = [], None
     finals = [d for d in ctx.deps if d["unit"]["kind"] in ("synth", "filtered")]
+    controls = ctx.deps_of("resample")
     if finals:
         synthetic = [SyntheticSet.open(finals[0]["dir"] / "set.h5")]
         amount = image_count(s["amount"], len(ctx.data.train))
+    elif controls:  # the resampling control: real training images in place of the synthetic set
+        synthetic = [ctx.data.train.subset(_read_json(controls[0]["dir"] / "resample.json")["indices"])]
+        amount = len(synthetic[0])
     run = ctx.work / "run"
     # an interrupted fit continues from its last epoch checkpoint, bit-identical to an
     # uninterrupted fit (tests/plugins/test_resnet.py::test_resume_after_sigkill_is_bit_identical)
@@ -95,6 +99,26 @@ def _run_clffit(u: Unit, ctx: Ctx) -> dict[str, Any]:
             seed=s["seed"], progress=ctx.progress)
     clf.save(run)
     return {"amount_count": amount or 0, "n_train_real": len(ctx.data.train)}
+
+
+def _read_json(p: Path) -> Any:
+    import json
+
+    return json.loads(p.read_text())
+
+
+def _run_resample(u: Unit, ctx: Ctx) -> dict[str, Any]:
+    """The resampling control's images: the synthetic set's class counts drawn with replacement from
+    the real training images (``augengine.resample_like``); the drawn indices go to ``resample.json``."""
+    import augengine as ae
+    from augengine.runs import atomic_write_json
+
+    s = u.spec
+    view = ae.resample_like(ctx.data.train, s["counts"], seed=int(s["seed"]))
+    counts = {k: v for k, v in view.class_counts().items() if v}
+    atomic_write_json(ctx.work / "resample.json", {"counts": counts, "seed": int(s["seed"]),
+                                                   "indices": view.indices.tolist(), "ids": list(view.ids)})
+    return {"n": len(view), "class_counts": counts, "n_distinct": int(len(np.unique(view.indices)))}
 
 
 def _preview(images: np.ndarray, kept: np.ndarray, rejected: np.ndarray, scores: np.ndarray, path: Path) -> None:
@@ -233,10 +257,31 @@ def _run_eval(u: Unit, ctx: Ctx) -> dict[str, Any]:
     ev = ae.create_evaluator(s["evaluator"], **s["config"])
     fits = [ae.load_run(d["dir"] / "run", kind="classifier") for d in ctx.deps_of("clffit")]
     arm, base = fits[: s["n_arm"]], fits[s["n_arm"]:]
+    kw: dict[str, Any] = {}
+    reference = s.get("reference")  # "resample": ``base`` are the arm's resampling-control fits
+    if reference and _takes(ev.evaluate, "names"):
+        kw["names"] = REFERENCE_NAMES[reference]
     result = ev.evaluate(_one_or_list(arm), _test_set(ctx, s["test_set"]), baseline=_one_or_list(base) if base else None,
-                         seed=0)
+                         seed=0, **kw)
+    verdicts = list(result.verdicts)
+    if reference and "names" not in kw:  # an evaluator that cannot name its reference says "baseline"
+        verdicts = [v.replace("vs baseline", f"vs {REFERENCE_NAMES[reference][1]}") for v in verdicts]
     result.save(ctx.work / "eval")
-    return {"metrics": result.metrics, "verdicts": list(result.verdicts), "figures": sorted(result.figures)}
+    return {"metrics": result.metrics, "verdicts": verdicts, "figures": sorted(result.figures)}
+
+
+#: reference of a comparison → (what the arm is, what it is compared with), handed to an evaluator
+#: that takes ``names`` (the ``benefit`` evaluator words its verdict with them)
+REFERENCE_NAMES = {"resample": ("synthetic images", "resampling")}
+
+
+def _takes(fn, name: str) -> bool:
+    import inspect
+
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _run_quality(u: Unit, ctx: Ctx) -> dict[str, Any]:
@@ -280,6 +325,7 @@ UNIT_KINDS: dict[str, UnitKind] = {
     "filtered": UnitKind(_run_filtered, seconds=5),
     "quality": UnitKind(_run_quality, seconds=10, disk_mb=2),
     "eval": UnitKind(_run_eval, seconds=10, disk_mb=2),
+    "resample": UnitKind(_run_resample, seconds=1, disk_mb=0.1),
 }
 
 

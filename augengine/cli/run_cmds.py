@@ -38,11 +38,17 @@ from augengine.runs import atomic_write_json, read_run_record
 @click.option("--synthetic", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Classifiers: SyntheticSet(s) to add to the real training split.")
 @click.option("--amount", help="Classifiers: synthetic images to add, a count (500) or a ratio of the real set (0.25).")
+@click.option("--resample-like", "resample_like", type=click.Path(dir_okay=False, path_type=Path),
+              help="Classifiers: the resampling control of a SyntheticSet: add its class counts as real training "
+                   "images drawn with replacement (instead of its images).")
+@click.option("--resample-seed", type=int, default=0, show_default=True,
+              help="With --resample-like: the draw (keep it fixed across classifier --seed values).")
 @common_options
 @with_example("augengine fit acgan --data demo --out runs/acgan -o image_size=32 -o iterations=200\n"
-              "augengine fit resnet --data demo --out runs/clf -o arch=resnet18 -o image_size=64")
-def fit_command(name, data, split_path, split_seed, out, config_file, overrides, resume, force, synthetic, amount, seed,
-                device):
+              "augengine fit resnet --data demo --out runs/clf -o arch=resnet18 -o image_size=64\n"
+              "augengine fit resnet --data demo --out runs/control -o arch=resnet18 --resample-like acgan.h5")
+def fit_command(name, data, split_path, split_seed, out, config_file, overrides, resume, force, synthetic, amount,
+                resample_like, resample_seed, seed, device):
     """Train a generator or a classifier plugin on the real training split.
 
     An --out that holds a run needs --resume (same config and seed) or --force (start over)."""
@@ -53,8 +59,8 @@ def fit_command(name, data, split_path, split_seed, out, config_file, overrides,
     config = build_plugin_config(cls, config_file, overrides, device)
     if resume and not (out / "run.json").exists():
         click.echo(f"note: --resume given but {out} holds no run; starting a new run", err=True)
-    if kind == "generator" and (synthetic or amount):
-        raise DataError("--synthetic/--amount: only classifiers train on synthetic images")
+    if kind == "generator" and (synthetic or amount or resample_like):
+        raise DataError("--synthetic/--amount/--resample-like: only classifiers train on added images")
     table, split = load_data_split(data, split_path, split_seed)
     plugin = cls(config)
     click.echo(f"fit {kind}:{pname} on {len(split.train)} training images → {out}", err=True)
@@ -65,12 +71,26 @@ def fit_command(name, data, split_path, split_seed, out, config_file, overrides,
         from augengine.synthetic import SyntheticSet
 
         sets = [SyntheticSet.open(p) for p in synthetic]
+        control = None
+        if resample_like is not None:
+            import augengine as ae
+
+            if synthetic or amount:
+                raise DataError("--resample-like: not with --synthetic/--amount (it adds the class counts of the "
+                                "whole set, as real images)")
+            sets = [ae.resample_like(split.train, SyntheticSet.open(resample_like), seed=resample_seed)]
+            control = {"set": str(resample_like), "seed": resample_seed,
+                       "class_counts": {k: v for k, v in sets[0].class_counts().items() if v}}
+            click.echo(f"resampling control: {len(sets[0])} real training images drawn like {resample_like} "
+                       f"{control['class_counts']}", err=True)
         plugin.fit(split.train, val=split.val, synthetic=sets, amount=parse_amount(amount), run_dir=out,
                    resume=resume, force=force, seed=seed)
     plugin.save(out)
     record = read_run_record(out)
     record.update({"data": str(data), "split_sha256": split.sha256(), "split_file": str(split_path or ""),
                    "split_seed": split_seed, "seed": seed})
+    if kind == "classifier" and control is not None:
+        record["resample_like"] = control
     atomic_write_json(out / "run.json", record)
     click.echo(str(out))
 

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 import augengine
 from augengine import ConfigError, DataError, PluginError, TrainingDiverged, from_model, to_model
 from augengine.plugin_api import (
+    LossScaler,
     autocast_context,
     autocast_dtype,
     load_checkpoint,
@@ -236,6 +237,7 @@ class AcganGenerator(augengine.Generator):
         rng = torch.Generator().manual_seed(seed + 1)  # batches, noise, labels, DiffAugment
         torch.manual_seed(seed + 2)  # dropout
         start = 0
+        self._loss_scaler = None  # a new fit starts with a new loss scale
         ckpt_path = run_dir / CHECKPOINT if run_dir is not None else None
         if resume and ckpt_path is not None and ckpt_path.exists():
             state = load_checkpoint(ckpt_path)
@@ -244,6 +246,7 @@ class AcganGenerator(augengine.Generator):
             self.D.load_state_dict(state["D"])
             opt_g.load_state_dict(state["opt_g"])
             opt_d.load_state_dict(state["opt_d"])
+            self._scaler().load_state_dict(state.get("scaler"))
             if self.G_ema is not None:
                 self.G_ema.load_state_dict(state["G_ema"])
             rng.set_state(state["rng_data"])
@@ -346,9 +349,10 @@ class AcganGenerator(augengine.Generator):
                          + F.binary_cross_entropy_with_logits(s_fake, torch.zeros_like(s_fake)))
             d_cls = F.cross_entropy(c_real, y_real) + F.cross_entropy(c_fake, y_fake)
             loss_d = d_src + c.class_loss_weight * d_cls
+        scaler = self._scaler()  # fp16: scaled losses (augengine.plugin_api.LossScaler); else plain steps
         opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
+        scaler.backward(loss_d)
+        scaler.step(opt_d)
 
         # --- G step: maximise L_C - L_S (no weight gradients for D) ---
         self.D.requires_grad_(False)
@@ -364,8 +368,9 @@ class AcganGenerator(augengine.Generator):
             g_cls = F.cross_entropy(c_g, y_fake)
             loss_g = g_src + c.class_loss_weight * g_cls
         opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
+        scaler.backward(loss_g)
+        scaler.step(opt_g)
+        scaler.update()
         self.D.requires_grad_(True)
 
         return {"loss_d": loss_d, "loss_g": loss_g, "d_source": d_src, "d_class": d_cls, "g_source": g_src,
@@ -403,8 +408,16 @@ class AcganGenerator(augengine.Generator):
         path.parent.mkdir(parents=True, exist_ok=True)
         save_image(imgs.cpu(), path, nrow=self.config.grid_per_class, normalize=True, value_range=(-1, 1), padding=1)
 
+    def _scaler(self) -> LossScaler:
+        """The loss scaler of this fit: a GradScaler under fp16 autocast, a pass-through otherwise."""
+        sc = self.__dict__.get("_loss_scaler")
+        if sc is None or sc.dtype != self.amp_dtype or sc.device != self.device:
+            sc = self._loss_scaler = LossScaler(self.device, self.amp_dtype)
+        return sc
+
     def _state(self, opt_g, opt_d, rng) -> dict[str, Any]:
         return {
+            "scaler": self._scaler().state_dict() if opt_g is not None else None,
             "format": "augengine-acgan-1",
             "step": int(self.step),
             "G": self.G.state_dict(),

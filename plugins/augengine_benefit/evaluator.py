@@ -112,7 +112,10 @@ class BenefitEvaluator(augengine.Evaluator):
                 (equal sha256 of the decoded uint8 pixels at the set's size) are counted in
                 ``train_overlap`` and flagged in the notes and the verdict line.
             seed: bootstrap seed (the same seed gives the same intervals).
-            names: row labels of the arm and the baseline in the tables.
+            names: row labels of the arm and the baseline in the tables. A baseline named other
+                than ``"baseline"`` is named in the verdict too: ``("synthetic images",
+                "resampling")`` gives "balanced accuracy +0.012 vs resampling (95% CI …): no
+                evidence that synthetic images beat resampling" (the bench's resampling control).
 
         Returns:
             :class:`~augengine.Evaluation` with ``metrics["sets"][name]`` per test set, tables
@@ -254,7 +257,7 @@ class BenefitEvaluator(augengine.Evaluator):
                     m: stats.wilcoxon_seeds([r.point[m][0] for r in arm_r], [r.point[m][0] for r in base_r])
                     for m in OVERALL
                 }
-            verdict = self._verdict(res, len(arms), len(bases))
+            verdict = self._verdict(res, len(arms), len(bases), names)
             if overlap and overlap["n"]:
                 verdict += f"; {self._overlap_line(overlap)}"
             res["verdict"] = verdict
@@ -319,27 +322,30 @@ class BenefitEvaluator(augengine.Evaluator):
             diff["per_class"][name] = row
         return diff
 
-    def _verdict(self, res, n_arm, n_base) -> str:
+    def _verdict(self, res, n_arm, n_base, names=("arm", "baseline")) -> str:
         m = self.config.primary
         d = res["difference"]["overall"][m]
         if d["value"] is None or d["ci_low"] is None:
             return f"{LABELS[m]}: undefined on this set, no verdict"
-        if d["ci_low"] > 0:
-            concl = "evidence of benefit"
-        elif d["ci_high"] < 0:
-            concl = "evidence of harm"
-        else:
-            concl = "no evidence of benefit"
+        arm, ref = names
+        if ref == "baseline":
+            vs = ""
+            concl = ("evidence of benefit" if d["ci_low"] > 0 else "evidence of harm" if d["ci_high"] < 0
+                     else "no evidence of benefit")
+        else:  # another reference (the bench's resampling control): the verdict names both
+            vs = f" vs {ref}"
+            concl = (f"evidence that {arm} beat {ref}" if d["ci_low"] > 0 else f"evidence that {ref} beats {arm}"
+                     if d["ci_high"] < 0 else f"no evidence that {arm} beat {ref}")
         pct = int(round(self.config.level * 100))
         if n_arm == 1 and n_base == 1:
             p = res["mcnemar"]["p_value"]
-            return (f"{LABELS[m]} {_fmt(d['value'])} ({pct}% CI {_fmt(d['ci_low'])} to {_fmt(d['ci_high'])}), "
+            return (f"{LABELS[m]} {_fmt(d['value'])}{vs} ({pct}% CI {_fmt(d['ci_low'])} to {_fmt(d['ci_high'])}), "
                     f"McNemar p {_fmt_p(p)}: {concl}")
         wp = res["wilcoxon"][m]
         pairs = min(n_arm, n_base)
-        return (f"{LABELS[m]} {_fmt(d['value'])} ({pct}% CI {_fmt(d['ci_low'])} to {_fmt(d['ci_high'])}, "
+        return (f"{LABELS[m]} {_fmt(d['value'])}{vs} ({pct}% CI {_fmt(d['ci_low'])} to {_fmt(d['ci_high'])}, "
                 f"hierarchical bootstrap over seeds and {res['bootstrap']}s), Wilcoxon p {_fmt_p(wp)} over {pairs} "
-                f"seed pairs: {concl} (rests on {n_arm} arm and {n_base} baseline seeds)")
+                f"seed pairs: {concl} (rests on {n_arm} arm and {n_base} {ref} seeds)")
 
     @staticmethod
     def _confusion(reps, class_names):

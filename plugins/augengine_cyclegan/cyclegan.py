@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 import augengine as ae
 from augengine import ConfigError, DataError, PluginError, TrainingDiverged
 from augengine.plugin_api import (
+    LossScaler,
     autocast_context,
     autocast_dtype,
     load_checkpoint,
@@ -309,6 +310,8 @@ class CycleGanGenerator(ae.Generator):
     def _make_optim(self) -> None:
         c = self.config
         betas = (c.beta1, c.beta2)
+        # fp16 autocast steps through a GradScaler; bf16/fp32 steps are plain (augengine.plugin_api.LossScaler)
+        self.loss_scaler = LossScaler(self.device, self.amp_dtype)
         self.opt_G = torch.optim.Adam([*self.G.parameters(), *self.F.parameters()], lr=c.lr, betas=betas)
         self.opt_D = torch.optim.Adam([*self.D_x.parameters(), *self.D_y.parameters()], lr=c.lr, betas=betas)
         self.sched_G = torch.optim.lr_scheduler.LambdaLR(self.opt_G, self._lr_factor)
@@ -349,8 +352,8 @@ class CycleGanGenerator(ae.Generator):
             l_idt_y = l_idt_x = torch.zeros((), device=real_x.device)
         loss_G = g_gan_y + g_gan_x + cyc_x + cyc_y + l_idt_y + l_idt_x
         self.opt_G.zero_grad(set_to_none=True)
-        loss_G.backward()
-        self.opt_G.step()
+        self.loss_scaler.backward(loss_G)
+        self.loss_scaler.step(self.opt_G)
         for p in (*self.D_x.parameters(), *self.D_y.parameters()):
             p.requires_grad_(True)
 
@@ -369,8 +372,9 @@ class CycleGanGenerator(ae.Generator):
         d_y = 0.5 * (F.mse_loss(pr_y, torch.ones_like(pr_y)) + F.mse_loss(pf_y, torch.zeros_like(pf_y)))
         d_x = 0.5 * (F.mse_loss(pr_x, torch.ones_like(pr_x)) + F.mse_loss(pf_x, torch.zeros_like(pf_x)))
         self.opt_D.zero_grad(set_to_none=True)
-        (d_y + d_x).backward()
-        self.opt_D.step()
+        self.loss_scaler.backward(d_y + d_x)
+        self.loss_scaler.step(self.opt_D)
+        self.loss_scaler.update()
         vals = torch.stack([g_gan_y, g_gan_x, cyc_x, cyc_y, l_idt_y, l_idt_x, d_y, d_x]).detach().float().cpu()
         return vals.tolist()
 
@@ -381,6 +385,7 @@ class CycleGanGenerator(ae.Generator):
             "step": int(self.step),
             **{k: m.state_dict() for k, m in self._nets.items()},
             "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
+            "scaler": self.loss_scaler.state_dict(),
             "sched_G": self.sched_G.state_dict(), "sched_D": self.sched_D.state_dict(),
             "pool_x": self.pool_x.state_dict(), "pool_y": self.pool_y.state_dict(),
             "rng_torch": torch.get_rng_state(),
@@ -411,6 +416,7 @@ class CycleGanGenerator(ae.Generator):
         if "opt_G" in state and hasattr(self, "opt_G"):
             self.opt_G.load_state_dict(state["opt_G"])
             self.opt_D.load_state_dict(state["opt_D"])
+            self.loss_scaler.load_state_dict(state.get("scaler"))
             self.sched_G.load_state_dict(state["sched_G"])
             self.sched_D.load_state_dict(state["sched_D"])
             self.pool_x.load_state_dict(state["pool_x"], self.device)

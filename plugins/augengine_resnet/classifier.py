@@ -28,6 +28,7 @@ import augengine
 from augengine import ConfigError, DataError, ImageSet, TrainingDiverged, to_model
 from augengine.plugin_api import (
     Augment,
+    LossScaler,
     atomic_write_bytes,
     atomic_write_json,
     autocast_context,
@@ -396,11 +397,14 @@ class ResnetClassifier(augengine.Classifier):
             optimizer, max_lr=lr, total_steps=total_steps, pct_start=cfg.pct_start, div_factor=cfg.div_factor,
             final_div_factor=cfg.final_div_factor, cycle_momentum=True, base_momentum=base_m, max_momentum=max_m,
         )
+        # fp16 autocast steps through a GradScaler; bf16/fp32 steps are plain (augengine.plugin_api.LossScaler)
+        scaler = LossScaler(self.device, self._amp_dtype())
         if resumed is not None:
             scheduler.load_state_dict(resumed["scheduler"])
             # OneCycleLR's constructor resets every group's lr and betas to the schedule's first
             # step; the saved optimizer state holds the values of the step the run was killed at
             optimizer.load_state_dict(resumed["optimizer"])
+            scaler.load_state_dict(resumed.get("scaler"))
 
         eval_model = ema.module if ema is not None else model
         epochs_file = run_dir / "epochs.jsonl" if run_dir is not None else None
@@ -425,8 +429,9 @@ class ResnetClassifier(augengine.Classifier):
                         f"training stopped{where}"
                     )
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                scaler.backward(loss)
+                scaler.step(optimizer)
+                scaler.update()
                 scheduler.step()
                 if ema is not None:
                     ema.update_parameters(model)
@@ -474,7 +479,7 @@ class ResnetClassifier(augengine.Classifier):
             if run_dir is not None:
                 save_checkpoint(
                     {
-                        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
                         "scheduler": scheduler.state_dict(), "ema": None if ema is None else ema.state_dict(),
                         "best_model": best_model, "record": {k: v for k, v in self.record.items() if k == "lr_finder"},
                         **state,

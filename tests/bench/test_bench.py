@@ -107,7 +107,11 @@ def test_run_cached_and_one_amount_change(tmp_path):
     # only the amount-18 units are new: per arm a set (+ filtered set), 2 classifier fits, 1 evaluation
     assert sorted(u.kind for u in new) == sorted(["synth", "clffit", "clffit", "eval"] * 2 + ["filtered"])
     s3 = b3.run()
-    assert s3.ran == len(new) and s3.exit_code == 0
+    # then the resampling controls of the new sets (planned once the sets exist): per arm a resample unit,
+    # 2 classifier fits, the control's evaluation and the arm-vs-control comparison
+    more = [u for u in b3.plan().units if u.key not in old and u not in new]
+    assert sorted(u.kind for u in more) == sorted(["resample", "clffit", "clffit", "eval", "eval"] * 2)
+    assert s3.ran == len(new) + len(more) and s3.exit_code == 0
     dry = b3.dry_run()
     assert "cached" in dry and "todo" not in dry.split("units:")[1]
 
@@ -141,7 +145,7 @@ def test_resume_state_dropped_once_done_and_disk_reported(tmp_path):
     assert "disk: 0 B in" in dry and "more for the units to run" in dry and "synth: image counts" in dry, dry
     assert b.run().exit_code == 0
     fits = sorted(out.glob("units/clffit-*/run")) + sorted(out.glob("units/genfit-*/run"))
-    assert len(fits) == 5
+    assert len(fits) == 7  # classifier fits: 2 baseline, 2 arm, 2 resampling control; 1 generator fit
     for run in fits:
         assert (run / "checkpoint.pt").exists() and not (run / "fit_state.pt").exists(), run
         done = json.loads((run.parent / "done.json").read_text())
@@ -157,7 +161,7 @@ def test_resume_state_dropped_once_done_and_disk_reported(tmp_path):
     out2 = tmp_path / "keep"
     assert bench(out2, amounts=[6], arms=[{"name": "steps", "generator": "step-noise"}],
                  keep_resume_state=True).run().exit_code == 0
-    assert len(list(out2.glob("units/*/run/fit_state.pt"))) == 5
+    assert len(list(out2.glob("units/*/run/fit_state.pt"))) == 7
     assert (out2 / "results.jsonl").read_text() == (out / "results.jsonl").read_text()
     # a run record may only name files inside its run directory
     run = next(out2.glob("units/clffit-*/run"))
