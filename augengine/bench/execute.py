@@ -86,6 +86,7 @@ def execute_unit(out_dir: str, unit_json: dict, cfg_json: dict, loader, progress
             fcntl.flock(lock_f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return {"status": "busy"}
+        _adopt_legacy_dirs(units, u)
         if (final / "done.json").exists():
             return {"status": "done", "seconds": 0.0, "cached": True}
         part = units / f"{u.dirname}.partial"
@@ -151,6 +152,16 @@ def execute_unit(out_dir: str, unit_json: dict, cfg_json: dict, loader, progress
         return {"status": "done", "seconds": secs}
     finally:
         lock_f.close()
+
+
+def _adopt_legacy_dirs(units: Path, u: Unit) -> None:
+    """Rename the unit's folders written under the old name (``clffit-clf-…``) to its name (``clffit-…``)."""
+    if u.legacy_dirname == u.dirname:
+        return
+    for suffix in ("", ".partial", ".failed"):
+        old, new = units / (u.legacy_dirname + suffix), units / (u.dirname + suffix)
+        if old.exists() and not new.exists():
+            os.rename(old, new)
 
 
 def _fsync_dir(p: Path) -> None:

@@ -31,6 +31,10 @@ KIND_ORDER = ("split", "clffit", "select", "genfit", "synth", "filtered", "resam
 CONTROL_ARM = "resampled real"
 
 
+#: the first word of a unit label that only repeats its kind, where it is not the kind itself
+_KIND_WORDS = {"clffit": "clf", "genfit": "gen", "synth": "set"}
+
+
 @dataclasses.dataclass
 class Unit:
     """One cached step.
@@ -55,6 +59,15 @@ class Unit:
 
     @property
     def dirname(self) -> str:
+        """``<kind>-<label without its kind word>-<key[:12]>``: ``clffit-baseline-s0-…``, ``split-…``."""
+        first, _, rest = self.label.partition("-")
+        label = rest if first in (self.kind, _KIND_WORDS.get(self.kind)) else self.label
+        slug = re.sub(r"[^A-Za-z0-9_.+=-]+", "_", label)[:48].strip("_")
+        return f"{self.kind}-{slug}-{self.key[:12]}" if slug else f"{self.kind}-{self.key[:12]}"
+
+    @property
+    def legacy_dirname(self) -> str:
+        """The folder name of versions that repeated the kind (``clffit-clf-baseline-s0-…``)."""
         slug = re.sub(r"[^A-Za-z0-9_.+=-]+", "_", self.label)[:48].strip("_")
         return f"{self.kind}-{slug}-{self.key[:12]}"
 

@@ -22,11 +22,18 @@ def read_plan(out: Path) -> list[dict[str, Any]]:
     return json.loads(p.read_text()) if p.exists() else []
 
 
-def unit_dir(out: Path, u: dict[str, Any]) -> Path:
-    """The finished directory of unit ``u`` (a JSON dict)."""
+def unit_dir(out: Path, u) -> Path:
+    """The finished directory of unit ``u`` (a :class:`~augengine.bench.graph.Unit` or its JSON dict);
+    in a directory written by an older version, its folder under the old name when only that exists."""
     from augengine.bench.graph import Unit
 
-    return out / "units" / Unit.from_json(u).dirname
+    unit = Unit.from_json(u) if isinstance(u, dict) else u
+    d = Path(out) / "units" / unit.dirname
+    if not d.exists():
+        old = d.with_name(unit.legacy_dirname)
+        if old.exists():
+            return old
+    return d
 
 
 def done_record(out: Path, u: dict[str, Any]) -> dict[str, Any] | None:

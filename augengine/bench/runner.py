@@ -32,7 +32,7 @@ from augengine.bench.disk import dir_bytes, disk_by_kind, human_bytes
 from augengine.bench.execute import UnitCall, register_modules
 from augengine.bench.executors import Executor, create_executor
 from augengine.bench.graph import Plan, Unit, build_plan
-from augengine.bench.results import flatten_metrics
+from augengine.bench.results import flatten_metrics, unit_dir
 from augengine.bench.units import UNIT_KINDS, image_count
 from augengine.errors import ConfigError, DataError
 from augengine.runs import atomic_write_json, atomic_write_text
@@ -156,7 +156,7 @@ class Bench:
             return None  # a set the classifier cannot train on either: its fits fail and say why
 
     def unit_dir(self, u: Unit) -> Path:
-        return self.out / "units" / u.dirname
+        return unit_dir(self.out, u)
 
     def state(self, u: Unit) -> str:
         d = self.unit_dir(u)

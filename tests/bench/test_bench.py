@@ -126,9 +126,9 @@ def test_failing_plugins_are_isolated(tmp_path):
     assert any("clf-boom" in b for b in s.blocked)
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     assert {r["arm"] for r in rows} == {"baseline", "noise"}  # independent units went on
-    log = next(out.glob("units/genfit-gen-boom-*.failed")) / "log.txt"
+    log = next(out.glob("units/genfit-boom-*.failed")) / "log.txt"
     assert "RuntimeError: boom: the plugin exploded at iteration 3" in log.read_text()
-    bad = json.loads((next(out.glob("units/synth-set-bad-*.failed")) / "failed.json").read_text())["error"]
+    bad = json.loads((next(out.glob("units/synth-bad-*.failed")) / "failed.json").read_text())["error"]
     assert "generator 'bad-shape'" in bad and "16×16×3" in bad and "(6, 19, 19, 3)" in bad, bad
     html = (out / "report.html").read_text()
     assert "boom: the plugin exploded" in html and "2 failed" in html
@@ -217,6 +217,31 @@ def test_report_names_the_engine_version_not_the_host_commit(tmp_path):
     bench(out, amounts=[6]).run()
     html = (out / "report.html").read_text()
     assert "augengine_version" in html and '"git_commit"' not in html
+
+
+def test_unit_folders_name_their_kind_once_and_old_names_are_adopted(tmp_path):
+    """``clffit-baseline-s0-<key>``, not ``clffit-clf-baseline-s0-<key>``; a directory written with the old
+    names reports as it is and continues without redoing any unit (a partial one is renamed and resumed)."""
+    from augengine.bench.results import results_rows
+
+    out = tmp_path / "b"
+    b = bench(out, amounts=[6])
+    assert b.run().exit_code == 0
+    names = sorted(p.name for p in (out / "units").iterdir() if not p.name.startswith("."))
+    assert names and all(n.split("-")[1] not in ("clf", "gen", "set", n.split("-")[0]) for n in names), names
+    assert any(n.startswith("clffit-baseline-s0-") for n in names) and any(n.startswith("split-") for n in names)
+    rows = results_rows(out)
+    for u in b.plan().units:  # as an older version wrote it
+        os.rename(out / "units" / u.dirname, out / "units" / u.legacy_dirname)
+    assert any(p.name.startswith("clffit-clf-") for p in (out / "units").iterdir())
+    assert results_rows(out) == rows
+    last = b.plan().units[-1]  # an old partial unit: renamed, then finished
+    (out / "units" / last.legacy_dirname / "done.json").unlink()
+    os.rename(out / "units" / last.legacy_dirname, out / "units" / (last.legacy_dirname + ".partial"))
+    s = bench(out, amounts=[6]).run()
+    assert s.exit_code == 0 and s.ran == 1 and s.done == s.total
+    assert (out / "units" / last.dirname / "done.json").exists()
+    assert (out / "results.jsonl").read_text() == "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
 
 
 def _kill_cfg(**over):
