@@ -100,3 +100,8 @@ __all__ = [
     "slug",
     "unique_slugs",
 ]
+
+# What a plugin's ``work`` classmethod reports (plan estimates: augengine.work)
+from augengine.work import ClassifierPass, Work, work_autocast  # noqa: E402
+
+__all__ += ["ClassifierPass", "Work", "work_autocast"]

@@ -32,7 +32,7 @@ from augengine.cli.common import dataset_args, dataset_options, verbose_option, 
               help="Where units run: this machine, or tasks of a Ray cluster (pip install 'augengine[ray]').")
 @click.option("--ray-address", metavar="auto|HOST:PORT",
               help="Ray cluster to use with --executor ray (default: start a local one).")
-@click.option("--dry-run", is_flag=True, help="Print the plan (units, cached or not, time estimate) and exit.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (units, cached or not) and its estimate per unit kind (work, hours here, disk, reference GPU-hours; throughputs measured once per machine) and exit.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
               help="Device handed to plugins with a device field.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
@@ -62,7 +62,7 @@ def bench(config_file, preset, overrides, data, test_data, out, resume, force, j
     opts = {"address": ray_address, "num_cpus": jobs if jobs > 1 else None} if executor == "ray" else None
     b = Bench(cfg, out, jobs=jobs, force=force, progress=not no_progress, executor=executor, executor_options=opts)
     if dry_run:
-        click.echo(b.dry_run())
+        click.echo(b.dry_run(log=lambda msg: click.echo(msg, err=True)))
         return
     click.echo(f"bench → {out}", err=True)
     summary = b.run()

@@ -23,7 +23,9 @@ from augengine.plugin_api import (
     resolve_channels_last,
     save_checkpoint,
     select_device,
+    Work,
     tensor_view,
+    work_autocast,
     write_run_record,
 )
 
@@ -79,7 +81,7 @@ class AcganConfig(augengine.PluginConfig):
         "auto", description="auto = bf16 autocast on CUDA or on CPUs with native bf16, else fp32")
     channels_last: Literal["auto", "on", "off"] = Field(
         "auto", description="channels_last memory format; auto = on with autocast or CUDA")
-    compile: bool = Field(False, description="torch.compile G and D (slower on the measured CPU)")
+    compile: bool = Field(False, description="torch.compile G and D (timings: README, Benchmarks)")
     device: str = Field("auto", description="auto | cpu | cuda")
 
     @field_validator("image_size")
@@ -491,6 +493,66 @@ class AcganGenerator(augengine.Generator):
         ax.set_title("ACGAN losses")
         fig.tight_layout()
         fig.savefig(run_dir / "losses.png", dpi=100)
+
+    # -- work (plan estimates) -------------------------------------------------------------
+    @classmethod
+    def work(cls, config, *, phase, n_images=0, class_counts=None, **context):
+        """``fit``: ``iterations`` training steps (a D and a G step each); ``generate``: G forward
+        passes of ``sample_batch_size``."""
+        c = cls.Config.model_validate(dict(config))
+        k = len(class_counts) if class_counts else 8
+        key = {"plugin": cls.name, "image_size": c.image_size, "classes": k, "precision": c.precision,
+               "channels_last": c.channels_last, "g": list(c.g_channels), "d": list(c.d_channels),
+               "d_strides": list(c.d_strides), "diffaugment": list(c.diffaugment), "ema": c.ema,
+               "embedding": c.class_embedding, "compile": c.compile}
+
+        def build(b, device):
+            g = cls(c.model_dump())
+            g.device = torch.device(device)
+            g._autocast = lambda: work_autocast(g.device, g.amp_dtype)  # meta has no autocast
+            g.build_networks(k)
+            return g
+
+        def make_train(b, s, device):
+            g = build(b, device)
+            opt_g = torch.optim.Adam(g.G.parameters(), lr=c.lr, betas=tuple(c.betas))
+            opt_d = torch.optim.Adam(g.D.parameters(), lr=c.lr, betas=tuple(c.betas))
+            rng = torch.Generator().manual_seed(0)
+            fmt = torch.channels_last if g.use_channels_last else torch.contiguous_format
+            x = torch.randint(0, 256, (b, c.image_size, c.image_size, 3), dtype=torch.uint8)
+            y = torch.randint(0, k, (b,)).to(g.device)
+            z = torch.randn(b, c.latent_dim).to(g.device)
+            G, D = (torch.compile(g.G), torch.compile(g.D)) if c.compile and g.device.type != "meta" else (g.G, g.D)
+
+            def step():
+                xr = to_model(x, g.device).contiguous(memory_format=fmt)
+                g.train_step(G, D, opt_g, opt_d, xr, y, z, y, rng)
+                if g.G_ema is not None and g.device.type != "meta":
+                    g._update_ema()
+
+            return step
+
+        def make_generate(b, s, device):
+            g = build(b, device)
+            g.G.eval()
+            z = torch.randn(b, c.latent_dim).to(g.device)
+            y = torch.randint(0, k, (b,)).to(g.device)
+
+            @torch.inference_mode()
+            def step():
+                with g._autocast():
+                    g.G(z, y)
+
+            return step
+
+        if phase == "fit":
+            return [Work(f"acgan {c.image_size} px train step, batch {c.batch_size}", c.iterations,
+                         {**key, "mode": "train"}, c.batch_size, c.image_size, make=make_train)]
+        if phase == "generate":
+            bs = c.sample_batch_size
+            return [Work(f"acgan {c.image_size} px G forward, batch {bs}", math.ceil(n_images / bs),
+                         {**key, "mode": "generate"}, bs, c.image_size, make=make_generate)]
+        return []
 
     # -- sampling ------------------------------------------------------------------------
     @torch.no_grad()

@@ -26,7 +26,7 @@ from augengine.plugin_api import slug, unique_slugs
 
 import augengine
 from augengine import DataError, PluginError
-from augengine.plugin_api import stats
+from augengine.plugin_api import ClassifierPass, stats
 
 __all__ = ["BenefitEvaluator", "BenefitConfig"]
 
@@ -96,6 +96,11 @@ class BenefitEvaluator(augengine.Evaluator):
 
     name = "benefit"
     Config = BenefitConfig
+
+    @classmethod
+    def work(cls, config, *, phase, n_images=0, n_classifiers=1, **context):
+        """Each classifier (arm and baseline fits) predicts the test set once; the bootstrap is not counted."""
+        return [ClassifierPass(n_images * n_classifiers, "benefit predictions")] if phase == "evaluate" else []
 
     # -- public ---------------------------------------------------------------------------
     def evaluate(self, classifier=None, test=None, *, baseline=None, synthetic=None, train=None,

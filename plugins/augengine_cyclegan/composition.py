@@ -80,6 +80,32 @@ class SourceTranslatorComposition(ae.Generator):
         cfg["image_size"] = self.image_size
         return cfg
 
+    @classmethod
+    def work(cls, config, *, phase, n_images=0, class_counts=None, **context):
+        """The parts' work: ``fit`` = the source's fit (unless ``source_run``), then per class with real
+        images ``samples_per_class`` source samples and a translator fit; ``generate`` = the source's
+        samples and one translation each. None when a part does not report its work."""
+        c = cls.Config.model_validate(dict(config))
+        src = ae.get_plugin_class("generator", c.source)
+        tr = ae.get_plugin_class("generator", c.translator)
+        src_cfg = src.Config.model_validate({**c.source_config, "image_size": c.image_size}).model_dump()
+        tr_cfg = tr.Config.model_validate({**c.translator_config, "image_size": c.image_size}).model_dump()
+        parts: list = []
+        if phase == "fit":
+            counts = dict(class_counts or {})
+            if not c.source_run:
+                parts.append(src.work(src_cfg, phase="fit", n_images=n_images, class_counts=counts))
+            for name, n_real in counts.items():
+                if n_real > 0:
+                    parts.append(src.work(src_cfg, phase="generate", n_images=c.samples_per_class))
+                    parts.append(tr.work(tr_cfg, phase="fit", n_images=max(c.samples_per_class, n_real)))
+        elif phase == "generate":
+            parts += [src.work(src_cfg, phase="generate", n_images=n_images),
+                      tr.work(tr_cfg, phase="generate", n_images=n_images)]
+        if any(p is None for p in parts):
+            return None
+        return [w for p in parts for w in p]
+
     def _record(self, run_dir: Path, source_dir: Path, done: list[str]) -> None:
         # a source inside the run directory is recorded relative to it, so the run can move
         src = Path(source_dir)

@@ -31,6 +31,7 @@ from pydantic import Field
 import augengine as ae
 from augengine import DataError, PluginError
 from augengine.plugin_api import (
+    ClassifierPass,
     SELECTION_SCHEMA,
     read_selection,
     selection_record,
@@ -57,6 +58,11 @@ class PathRankFilter(ae.Filter):
     def __init__(self, config=None, **overrides):
         super().__init__(config, **overrides)
         self._info: dict[str, Any] = {}
+
+    @classmethod
+    def work(cls, config, *, phase, n_images=0, **context):
+        """Scoring is one classifier pass over the candidates (ranking them costs no FLOPs)."""
+        return [ClassifierPass(n_images, "path-rank scores")] if phase == "score" else []
 
     # -- scoring -----------------------------------------------------------------------
     def score(self, images: ae.ImageSet, *, classifier: ae.Classifier | None = None,

@@ -9,6 +9,7 @@ class-weighted loss, EMA of the weights and test-time flips.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -29,6 +30,7 @@ from augengine import ConfigError, DataError, ImageSet, TrainingDiverged, to_mod
 from augengine.plugin_api import (
     Augment,
     LossScaler,
+    Work,
     atomic_write_bytes,
     atomic_write_json,
     autocast_context,
@@ -40,6 +42,7 @@ from augengine.plugin_api import (
     select_device,
     sha256_file,
     tensor_view,
+    work_autocast,
     write_run_record,
 )
 
@@ -523,6 +526,72 @@ class ResnetClassifier(augengine.Classifier):
         if run_dir is not None:
             self.save(run_dir)
         return self
+
+    # -- work (plan estimates) -------------------------------------------------------------
+    @classmethod
+    def work(cls, config, *, phase, n_images=0, class_counts=None, n_val=0, **context):
+        """Training steps (+ LR range test, validation passes each epoch) or batched forward passes.
+
+        ``fit`` counts every epoch (early stopping can only shorten it)."""
+        cfg = cls.Config.model_validate(dict(config))
+        k = len(class_counts) if class_counts else 8
+        key = {"plugin": cls.name, "arch": cfg.arch, "classes": k, "precision": cfg.precision,
+               "channels_last": str(cfg.channels_last), "augment": cfg.augment}
+
+        def make_train(b, s, device):
+            clf = cls(cfg.model_dump(), image_size=s)
+            clf.device = torch.device(device)
+            model = build_model(cfg.arch, k, cfg.drop_rate).to(clf.device)
+            cl = resolve_channels_last(cfg.channels_last, clf.device, clf._amp_dtype())
+            if cl:
+                model = model.to(memory_format=torch.channels_last)
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+            x = torch.randint(0, 256, (b, s, s, 3), dtype=torch.uint8)
+            y = torch.randint(0, k, (b,)).to(clf.device)
+            gen = torch.Generator().manual_seed(0)
+
+            def step():
+                xb = to_model(x, clf.device, channels_last=cl)
+                if clf.device.type != "meta":
+                    xb = clf._augment(xb, gen)
+                with work_autocast(clf.device, clf._amp_dtype()):
+                    logits = model(xb)
+                loss = F.cross_entropy(logits.float(), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+
+            return step
+
+        def make_predict(b, s, device):
+            device = torch.device(device)
+            dtype = autocast_dtype(device if device.type != "meta" else torch.device("cpu"), cfg.precision)
+            model = build_model(cfg.arch, k).to(device).eval()
+            cl = resolve_channels_last(cfg.channels_last, device, dtype)
+            if cl:
+                model = model.to(memory_format=torch.channels_last)
+            x = torch.randint(0, 256, (b, s, s, 3), dtype=torch.uint8)
+
+            @torch.inference_mode()
+            def step():
+                with work_autocast(device, dtype):
+                    model(to_model(x, device, channels_last=cl)).float().softmax(1)
+
+            return step
+
+        s = cfg.image_size
+        passes = 3 if cfg.tta_flips else 1
+        pred = Work(f"{cfg.arch} {s} px forward, batch {cfg.eval_batch_size}", 0.0, {**key, "mode": "predict"},
+                    cfg.eval_batch_size, s, make=make_predict, min_size=min(s, 64))
+        if phase == "predict":
+            return [dataclasses.replace(pred, count=passes * n_images / cfg.eval_batch_size)]
+        if phase != "fit":
+            return []
+        bs = max(1, min(cfg.batch_size, n_images))
+        steps = cfg.epochs * max(1, n_images // cfg.batch_size) + (cfg.lr_find_iters if cfg.lr is None else 0)
+        train = Work(f"{cfg.arch} {s} px train step, batch {bs}", steps, {**key, "mode": "train"}, bs, s,
+                     make=make_train, min_size=min(s, 64))
+        return [train, dataclasses.replace(pred, count=cfg.epochs * n_val / cfg.eval_batch_size)]
 
     # -- inference ------------------------------------------------------------------------
     def _check_ready(self):

@@ -11,7 +11,7 @@ from pydantic import Field
 
 import augengine
 from augengine import DataError, ImageSet, PluginError
-from augengine.plugin_api import stats
+from augengine.plugin_api import ClassifierPass, stats
 
 from augengine_setquality.features import FEATURE_CACHE, ClassifierFeatures, InceptionFeatures
 from augengine_setquality.metrics import (
@@ -104,6 +104,18 @@ class SetQualityEvaluator(augengine.Evaluator):
     """
 
     name = "set-quality"
+
+    @classmethod
+    def work(cls, config, *, phase, n_images=0, n_synthetic=0, n_train=0, **context):
+        """Classifier features of the training, synthetic and test images, and (``reverse``) its predictions
+        on the synthetic and test images; the neighbour metrics and bootstraps are not counted, nor an
+        Inception network or a CAS fit."""
+        if phase != "evaluate":
+            return []
+        c = cls.Config.model_validate(dict(config))
+        n_test = n_images if c.reference else 0
+        n = n_train + n_synthetic + n_test + ((n_synthetic + n_test) if c.reverse else 0)
+        return [ClassifierPass(n, "set-quality features and predictions")]
     Config = SetQualityConfig
 
     # -- entry point -------------------------------------------------------------------------

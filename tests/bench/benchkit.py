@@ -55,6 +55,20 @@ class MeanColourClassifier(ae.Classifier):
             time.sleep(self.config.sleep)
         return self
 
+    #: known work (tests/bench/test_estimate.py): FLOPs per image of a fit and of a prediction
+    FIT_FLOPS, PREDICT_FLOPS = 3e6, 1e6
+
+    @classmethod
+    def work(cls, config, *, phase, n_images=0, **context):
+        from augengine.plugin_api import Work
+
+        if phase == "fit":
+            return [Work("mean-colour fit, one image", n_images, {"plugin": cls.name, "mode": "fit"},
+                         flops=cls.FIT_FLOPS, seconds=None), Work("mean-colour sleep", 1, {"plugin": cls.name},
+                                                                 seconds=config.get("sleep", 0.0))]
+        return [Work("mean-colour prediction, one image", n_images, {"plugin": cls.name, "mode": "predict"},
+                     flops=cls.PREDICT_FLOPS)]
+
     def predict_proba(self, images, batch_size=256):
         x = ae.resize_uint8(self.as_array(images), 1).reshape(len(images), -1).astype(np.float32)
         d = ((x[:, None] - self.means[None]) ** 2).sum(-1) / 2000.0
@@ -94,6 +108,12 @@ class TinyBenefit(ae.Evaluator):
 
     name = "tiny-benefit"
     Config = TinyBenefitConfig
+
+    @classmethod
+    def work(cls, config, *, phase, n_images=0, n_classifiers=1, **context):
+        from augengine.plugin_api import ClassifierPass
+
+        return [ClassifierPass(n_images * n_classifiers)]
 
     def _metrics(self, clfs, test, w):
         c = len(test.class_names)
