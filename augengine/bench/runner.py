@@ -178,11 +178,11 @@ class Bench:
                 pass
         return out
 
-    def estimate(self, u: Unit, finished: list[tuple[str, dict[str, Any]]] | None = None) -> float:
-        """Seconds ``u`` should take: the mean of finished units of its kind here, else a rough default."""
-        finished = self.finished_records() if finished is None else finished
-        t = [float(r["seconds"]) for k, r in finished if k == u.kind and isinstance(r.get("seconds"), (int, float))]
-        return float(np.mean(t)) if t else (UNIT_KINDS[u.kind].seconds if u.kind in UNIT_KINDS else 30.0)
+    def estimator(self, **kw):
+        """An :class:`~augengine.bench.estimate.Estimator` of this bench's units (work ÷ measured throughput)."""
+        from augengine.bench.estimate import Estimator
+
+        return Estimator(self, **kw)
 
     def estimate_disk(self, u: Unit, measured: dict[str, list[int]]) -> tuple[float, str]:
         """Bytes ``u`` should hold once done, and where the number comes from."""
@@ -197,8 +197,12 @@ class Bench:
             return n * size * size * 3, "set size"
         return (UNIT_KINDS[u.kind].disk_mb if u.kind in UNIT_KINDS else 1.0) * 1e6, "default"
 
-    def dry_run(self) -> str:
-        """The plan as text: one line per unit (state, kind, label, key), then totals, time and disk estimates."""
+    def dry_run(self, log: Callable[[str], None] | None = None) -> str:
+        """The plan as text: one line per unit (state, kind, label, key), then totals, time and disk estimates.
+
+        Args:
+            log: called with a line before each throughput probe (the estimate measures what is not cached).
+        """
         plan = self.plan()
         finished = self.finished_records()
         measured = disk_by_kind(finished)
@@ -206,14 +210,12 @@ class Bench:
                  f"amounts {self.cfg.amounts}, classifier seeds {self.cfg.classifier_seeds}, "
                  f"generator seeds {self.cfg.generator_seeds})"]
         counts: dict[str, int] = {}
-        est = 0.0
         disk = 0.0
         disk_src: dict[str, set[str]] = {}
         for u in plan.units:
             st = self.state(u)
             counts[st] = counts.get(st, 0) + 1
             if st != "done":
-                est += self.estimate(u, finished)
                 b, src = self.estimate_disk(u, measured)
                 disk += b
                 disk_src.setdefault(src, set()).add(u.kind)
@@ -224,8 +226,9 @@ class Bench:
             lines.append(f"controls ({', '.join(self.cfg.controls)}): up to {n_more} more units for "
                          f"{len(plan.pending_controls)} synthetic sets not made yet, planned once each set exists "
                          "(keyed by its class counts: arms adding the same counts share them)")
-        src = "earlier units of this directory" if any(s == "done" for s in counts) else "rough defaults per unit kind"
-        lines.append(f"estimated time: {est / 60:.1f} min with 1 job (from {src})")
+        from augengine.bench.estimate import format_estimate
+
+        lines += format_estimate(self, self.estimator(log=log), disk=lambda u: self.estimate_disk(u, measured)[0])
         names = {"measured": "finished units of this directory", "set size": "image counts × size² × 3",
                  "default": "rough defaults"}
         how = "; ".join(f"{', '.join(sorted(k))}: {names[s]}" for s, k in sorted(disk_src.items()))
@@ -269,7 +272,10 @@ class Bench:
         from tqdm.auto import tqdm
 
         state: dict[str, str] = {}
-        bar = tqdm(total=0, desc="bench", unit="unit", disable=not self.progress, file=sys.stderr, dynamic_ncols=True)
+        from augengine.bench.estimate import EtaBar
+
+        bar = EtaBar(tqdm(total=0, desc="bench", unit="unit", disable=not self.progress, file=sys.stderr,
+                          dynamic_ncols=True, bar_format=EtaBar.FORMAT), self)
         listener = _Progress(self, state, bar)
         call = UnitCall(str(self.out), self.cfg.canonical(), self.loader, self.progress)
         try:
@@ -287,6 +293,7 @@ class Bench:
                 todo = [u for u in new if state[u.key] == "todo"]
                 if not todo:
                     break
+                bar.plan(todo)
                 self.executor.run(todo, call, {k for k, st in state.items() if st == "done"}, listener)
                 self._plan = None
         finally:
@@ -349,7 +356,7 @@ class _Progress:
         if st == "done":
             self.state[u.key] = "done"
             self.ran += 0 if res.get("cached") else 1
-            self.bar.update(1)
+            self.bar.unit_done(u, res)
         elif st == "failed":
             self.state[u.key] = "failed"
             self.failed.append(u.label)
