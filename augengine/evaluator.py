@@ -5,13 +5,18 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from augengine.errors import DataError
+from augengine.imageset import ImageSet
 from augengine.plugin import Plugin
 from augengine.runs import atomic_write_bytes, atomic_write_json, atomic_write_text
 from augengine.rng import isolated_global_rng
+
+if TYPE_CHECKING:
+    from augengine.classifier import Classifier
 
 __all__ = ["Evaluator", "Evaluation", "check_same_split"]
 
@@ -108,8 +113,10 @@ class Evaluator(Plugin):
         if "evaluate" in cls.__dict__ and callable(cls.__dict__["evaluate"]):
             cls.evaluate = _guard_evaluate(cls.__dict__["evaluate"])
 
-    def evaluate(self, classifier=None, test=None, *, baseline=None, synthetic=None, train=None,
-                 external: dict | None = None, seed: int = 0, **kwargs: Any) -> Evaluation:
+    def evaluate(self, classifier: "Classifier | Sequence[Classifier] | None" = None, test: ImageSet | None = None,
+                 *, baseline: "Classifier | Sequence[Classifier] | None" = None,
+                 synthetic: ImageSet | None = None, train: ImageSet | None = None,
+                 external: dict[str, ImageSet] | None = None, seed: int = 0, **kwargs: Any) -> Evaluation:
         """Compute metrics.
 
         Args:

@@ -43,7 +43,8 @@ def _describe(x) -> str:
     return f"shape {tuple(x.shape)} dtype {x.dtype}"
 
 
-def check_images(x, *, where: str, size: int | None = None, n: int | None = None):
+def check_images(x: np.ndarray | torch.Tensor, *, where: str, size: int | None = None,
+                 n: int | None = None) -> np.ndarray | torch.Tensor:
     """Check that ``x`` follows the storage convention (uint8 N×H×W×3).
 
     Args:
@@ -74,7 +75,7 @@ def check_images(x, *, where: str, size: int | None = None, n: int | None = None
     return x
 
 
-def to_model(x, device: torch.device | str | None = None, channels_last: bool = False) -> torch.Tensor:
+def to_model(x: np.ndarray | torch.Tensor, device: torch.device | str | None = None, channels_last: bool = False) -> torch.Tensor:
     """uint8 N×H×W×3 (numpy or torch) → float32 N×3×H×W in [-1, 1] on ``device``.
 
     Shape:

@@ -99,7 +99,7 @@ class ImageSet(Dataset):
                 return i
         raise DataError(f"class {name!r}: not in the class space {self.class_names}")
 
-    def subset(self, indices) -> "SubsetImageSet":
+    def subset(self, indices: np.ndarray | Sequence[int]) -> "SubsetImageSet":
         """The images at ``indices``, as a view: ``images(size)`` decodes through this set at
         any size (no upsampling of an already-resized copy)."""
         return SubsetImageSet(self, indices)
@@ -154,10 +154,10 @@ class ArrayImageSet(ImageSet):
 
     def __init__(
         self,
-        images,
-        labels,
+        images: np.ndarray,
+        labels: np.ndarray | Sequence[int],
         class_names: Sequence[str],
-        groups=None,
+        groups: np.ndarray | Sequence | None = None,
         ids: Sequence[str] | None = None,
     ):
         images = np.asarray(images)
@@ -189,7 +189,7 @@ class SubsetImageSet(ImageSet):
     """Rows ``indices`` of another :class:`ImageSet` (labels, groups and ids follow; pixels are
     read through the parent at whatever size is asked)."""
 
-    def __init__(self, parent: ImageSet, indices):
+    def __init__(self, parent: ImageSet, indices: np.ndarray | Sequence[int]):
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         if len(idx) and (idx.min() < 0 or idx.max() >= len(parent)):
             raise DataError(f"subset: indices must lie in 0..{len(parent) - 1}, got {idx.min()}..{idx.max()}")

@@ -143,7 +143,8 @@ class SyntheticSet(ImageSet):
     Open with :meth:`SyntheticSet.open`; write with :meth:`SyntheticSet.create`.
     """
 
-    def __init__(self, path: Path, attrs: dict[str, Any], labels, seeds, scores, source_index):
+    def __init__(self, path: Path, attrs: dict[str, Any], labels: np.ndarray, seeds: np.ndarray,
+                 scores: np.ndarray | None, source_index: np.ndarray | None):
         self.path = path
         self.attrs = attrs
         self.class_names = list(attrs["class_names"])

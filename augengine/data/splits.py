@@ -25,10 +25,14 @@ import warnings
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from augengine.errors import DataError
+
+if TYPE_CHECKING:
+    from augengine.data.table import ImageTable
 
 __all__ = ["Split", "split", "load_split", "default_split", "parse_fractions", "allocate", "SPLIT_NAMES"]
 
@@ -190,7 +194,7 @@ def _straddling(table, assignment) -> int | None:
     return sum(len(v) > 1 for v in seen.values())
 
 
-def split(table, fractions: Sequence[float] | str = (0.8, 0.1, 0.1), group_by: str = "auto", seed: int = 0,
+def split(table: "ImageTable", fractions: Sequence[float] | str = (0.8, 0.1, 0.1), group_by: str = "auto", seed: int = 0,
           *, size: int = 64) -> Split:
     """Stratified (and, where lesions are known, lesion-grouped) train/val/test split.
 
@@ -258,7 +262,7 @@ def split(table, fractions: Sequence[float] | str = (0.8, 0.1, 0.1), group_by: s
     return result
 
 
-def load_split(path: str | Path, table, *, size: int = 64) -> Split:
+def load_split(path: str | Path, table: "ImageTable", *, size: int = 64) -> Split:
     """Read a split file written by :meth:`Split.save` for ``table``.
 
     Raises:
