@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from augengine.bench.distribution import view_html, view_lines
 from augengine.bench.results import amount_text, done_record, read_plan, results_rows, unit_dir
 
 __all__ = ["results_rows", "tables_text", "verdict_lines", "write_report", "find_metric"]
@@ -197,7 +198,7 @@ def verdict_lines(rows) -> list[str]:
                 vs = cmp_["verdicts"] or [f"{cmp_['evaluator']} gave no verdict"]
                 lines.append(f"  {who} vs resampling: {vs[0]}")
                 lines += [f"      {v}" for v in vs[1:]]
-    return lines
+    return lines + view_lines(rows)  # with external sets: each arm on the test split beside them
 
 
 # ---------------------------------------------------------------------------------------------
@@ -519,6 +520,9 @@ def write_report(out: str | Path) -> Path:
          "<h2>Verdicts</h2>",
          *([_CONTROL_NOTE] if any(r.get("role") == "comparison" for r in rows) else []),
          f"<div class='verdict'>{html.escape(chr(10).join(verdict_lines(rows)) or 'no evaluations finished yet')}</div>"]
+    view = view_html(rows)  # the in- vs out-of-distribution view (external sets only)
+    if view:
+        s.append(view)
     try:
         plots = _plots(rows, cfg.focus_class)
     except Exception as e:  # noqa: BLE001

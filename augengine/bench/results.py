@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from augengine.bench.distribution import confusion_summary
+
 __all__ = ["results_rows", "flatten_metrics", "read_plan", "unit_dir", "done_record", "amount_text", "EVAL_KINDS"]
 
 #: unit kinds whose results are rows of results.jsonl, and the row kind each gives
@@ -93,6 +95,9 @@ def results_rows(out: str | Path, plan=None) -> list[dict[str, Any]]:
             "classifier_seeds": m.get("classifier_seeds"),
             "test_set": m.get("test_set"),
             "metrics": flatten_metrics(res.get("metrics", {})),
+            # the verdict's metric and the arm's confusion matrix (the in- vs out-of-distribution view)
+            "primary": res.get("metrics", {}).get("primary") if isinstance(res.get("metrics"), dict) else None,
+            "confusion": confusion_summary(res.get("metrics", {})),
             "verdicts": res.get("verdicts", []),
             "unit": u["key"][:12],
             "role": m.get("role") or ("baseline" if m["arm"] == "baseline" else "arm"),
