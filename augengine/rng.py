@@ -21,11 +21,34 @@ import torch
 __all__ = ["isolated_global_rng", "global_rng_state"]
 
 
-def _cuda_devices() -> list[int]:
+#: the seed of a CUDA generator nobody seeded (c10's ``default_rng_seed_val``)
+_CUDA_DEFAULT_SEED = 67280421310721
+
+
+def _cuda_devices_in_use() -> list[int]:
+    """Visible CUDA devices when this process has already initialised CUDA (else none: the
+    block must not initialise CUDA just to save a state nobody has used)."""
     try:
-        return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        return list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
     except Exception:  # noqa: BLE001 - a broken driver means no CUDA state to keep
         return []
+
+
+def _lazy_cuda_seeds():
+    """torch queues ``manual_seed`` calls for CUDA until CUDA is initialised (``torch.manual_seed``
+    queues one even on machines without a GPU); a block's queued seed must not reach the caller."""
+    tracker = getattr(torch.cuda, "_lazy_seed_tracker", None)
+    queued = getattr(torch.cuda, "_queued_calls", None)
+    if tracker is None or queued is None:
+        return None
+    return dict(vars(tracker)), list(queued)
+
+
+def _restore_lazy_cuda_seeds(saved) -> None:
+    tracker, queued = torch.cuda._lazy_seed_tracker, torch.cuda._queued_calls
+    vars(tracker).clear()
+    vars(tracker).update(saved[0])
+    queued[:] = saved[1]
 
 
 def global_rng_state() -> tuple:
@@ -45,21 +68,26 @@ def isolated_global_rng(seed: int | None = None) -> Iterator[None]:
             the block's result does not depend on what the caller did before.
 
     The caller's states are restored on every exit, exceptions and ``KeyboardInterrupt``
-    included. Nested use is fine. CUDA states are kept for every visible device (this
-    initialises CUDA when it is available).
+    included; nested use is fine. CUDA states are saved and restored when the caller had
+    initialised CUDA; when the block is the first to use CUDA, its generators are left in the
+    state of a fresh process (unseeded default), as the caller would have found them.
     """
     py_state = random.getstate()
     np_state = np.random.get_state()
-    devices = _cuda_devices()
+    devices = _cuda_devices_in_use()
+    lazy = _lazy_cuda_seeds() if not devices else None
     with torch.random.fork_rng(devices=devices, enabled=True):
         try:
             if seed is not None:
                 random.seed(seed)
                 np.random.seed(int(seed) % (2**32))
-                torch.default_generator.manual_seed(int(seed))
-                for d in devices:
-                    torch.cuda.default_generators[d].manual_seed(int(seed))
+                torch.manual_seed(int(seed))  # CPU, and CUDA (now or when the block initialises it)
             yield
         finally:
             random.setstate(py_state)
             np.random.set_state(np_state)
+            if not devices and torch.cuda.is_available() and torch.cuda.is_initialized():
+                for d in range(torch.cuda.device_count()):
+                    torch.cuda.default_generators[d].manual_seed(_CUDA_DEFAULT_SEED)
+            elif lazy is not None:
+                _restore_lazy_cuda_seeds(lazy)

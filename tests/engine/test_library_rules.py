@@ -150,3 +150,17 @@ def test_split_library_helper_names_the_argument(tmp_path):
     with pytest.raises(ae.DataError, match="force=True"):
         check_output_file(p, what="split file")
     assert check_output_file(p, force=True, what="split file") == p
+
+
+def test_isolated_global_rng_keeps_the_callers_pending_cuda_seed():
+    """torch.manual_seed queues a CUDA seed until CUDA starts; a fit's seed must not replace the
+    caller's (on a GPU machine the caller's first CUDA random numbers would change)."""
+    import torch.cuda as cuda
+
+    if cuda.is_initialized():
+        pytest.skip("CUDA already initialised: states are saved and restored directly")
+    torch.manual_seed(11)
+    before = (dict(vars(cuda._lazy_seed_tracker)), list(cuda._queued_calls))
+    with isolated_global_rng(5):
+        torch.manual_seed(99)  # what acgan/cyclegan/resnet do inside fit
+    assert (dict(vars(cuda._lazy_seed_tracker)), list(cuda._queued_calls)) == before
