@@ -284,6 +284,7 @@ def agreement_lines(rows) -> list[str]:
     """One line per arm (and per arm vs its resampling control): the difference with CI on each
     set, then whether the verdicts agree in sign."""
     sets = _sets(rows)
+    several = len({r["evaluator"] for r in rows if r.get("kind", "classifier") == "classifier"}) > 1
     lines = []
     for first, by_set in _groups(rows):
         if _role(first) in ("baseline", "control") or len(by_set) < 2:
@@ -292,7 +293,8 @@ def agreement_lines(rows) -> list[str]:
         _, phrase = sign_agreement(per)
         shown = ", ".join(f"{s} {_with_ci(v, _signed)}" for s, v in per if v is not None)
         who = _who(first) if _role(first) == "comparison" else f"{_who(first)} vs baseline"
-        lines.append(f"{who}: {_label(primary_name(first))} {shown}: {phrase}")
+        by = f"{first['evaluator']}: " if several else ""  # several evaluators: say whose verdicts
+        lines.append(f"{by}{who}: {_label(primary_name(first))} {shown}: {phrase}")
     return lines
 
 

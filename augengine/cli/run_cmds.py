@@ -216,12 +216,13 @@ def evaluate_command(name, classifier_runs, baseline_runs, set_path, data, split
     dev = None if device == "auto" else device
     clfs = [load_run(r, kind="classifier", device=dev) for r in classifier_runs]
     base = [load_run(r, kind="classifier", device=dev) for r in baseline_runs]
-    from augengine.naming import set_names
+    from augengine.naming import dataset_names
 
-    # each external set is named by a safe, unique slug of its folder name (a path never becomes
-    # part of an output file name); the path it came from is printed here and kept in the metrics
+    # each external set is named by a safe, unique slug of its folder name (or, for a dataset spec
+    # .toml, its display name: as the bench names it); a path never becomes part of an output file
+    # name; the path it came from is printed here and kept in the metrics
     external, external_paths = {}, {}
-    for p, set_name in set_names(test_data).items():
+    for p, set_name in zip(test_data, dataset_names(test_data)):
         external_paths[set_name] = p
         t = D.load_dataset(p)
         external[set_name] = t.image_set()

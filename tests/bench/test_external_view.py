@@ -119,6 +119,9 @@ def test_agreement_lines_per_arm_and_vs_resampling():
         "noise +6 (6, gen seed 0) vs resampling: balanced accuracy test +0.010 [\u22120.010, +0.030], clinic2 "
         "+0.020 [+0.000, +0.040]: verdicts agree in sign: a gain on every set"]
     assert view_lines(rows)[0].startswith("[in- vs out-of-distribution] balanced accuracy difference per set")
+    other = [{**r, "evaluator": "tiny-benefit"} for r in rows[:4]]  # two evaluators: each line names its own
+    lines = agreement_lines(rows + other)
+    assert len(lines) == 3 and lines[0].startswith("benefit: noise +6") and lines[2].startswith("tiny-benefit: noise +6")
     assert view_lines([r for r in rows if r["test_set"] == "test"]) == []  # no external set: no view
 
 
@@ -159,6 +162,9 @@ def test_external_names_unique_and_safe(tmp_path):
     assert len(set(names)) == len(names) and all("/" not in n for n in names)
     with pytest.raises(DataError, match="same set"):
         dataset_names([str(tmp_path / "ph2"), {"path": str(tmp_path / "ph2") + "/"}])
+    # a dataset spec file (--test-data clinic.toml) is named as its table would be: the spreadsheet's stem
+    (tmp_path / "clinic.toml").write_text('format = "csv"\ncsv = "export.csv"\nimage_col = "f"\nlabel_col = "dx"\n')
+    assert dataset_names([str(tmp_path / "clinic.toml")]) == ["export"]
 
 
 # ---------------------------------------------------------------------------------------------
