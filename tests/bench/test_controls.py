@@ -66,7 +66,7 @@ def test_copies_of_real_images_beat_the_baseline_but_not_resampling(tmp_path):
     # the paired differences (arm − control) are in the comparison row
     d = cmp_["differences"]["sets.test.difference.overall.balanced_accuracy"]
     assert d["ci"][0] <= d["value"] <= d["ci"][1]
-    assert "evidence of benefit" in arm["verdicts"][0] and not arm["verdicts"][0].startswith("balanced accuracy -")
+    assert arm["verdicts"][0].startswith("balanced accuracy +0.") and ": evidence of benefit" in arm["verdicts"][0]
     assert "evidence of benefit" in ctrl["verdicts"][0]  # resampling alone does the same
     assert " vs resampling (95% CI" in cmp_["verdicts"][0], cmp_["verdicts"]
     assert cmp_["verdicts"][0].endswith("no evidence that synthetic images beat resampling (rests on 2 arm and 2 "
@@ -167,3 +167,20 @@ def test_cli_fit_resample_like(tmp_path):
     assert rec["class_counts"] == {"MEL": 5, "NV": 2} and rec["seed"] == 0
     r = runner.invoke(main, args + ["--out", str(tmp_path / "r2"), "--amount", "3"])
     assert r.exit_code != 0 and "--resample-like: not with --synthetic/--amount" in r.output
+
+
+def test_benefit_names_its_reference_in_the_verdict():
+    """The ``benefit`` evaluator words a comparison with a named reference (the bench's resampling control)."""
+    data = controlkit.rare_mel_loader(None)
+    fits = {}
+    for extra in (0, 12):
+        clf = controlkit.CountPriorClassifier(controlkit.CountPriorConfig())
+        fits[extra] = clf.fit(data.train, synthetic=[ae.resample_like(data.train, {"MEL": extra})] if extra else [])
+    ev = ae.create_evaluator("benefit", n_boot=200)
+    worse = ev.evaluate(fits[0], data.test, baseline=fits[12], names=("synthetic images", "resampling")).verdicts[0]
+    assert worse.startswith("balanced accuracy \u22120.") and " vs resampling (95% CI" in worse, worse
+    assert "McNemar p" in worse and worse.endswith("evidence that resampling beats synthetic images"), worse
+    better = ev.evaluate(fits[12], data.test, baseline=fits[0], names=("synthetic images", "resampling")).verdicts[0]
+    assert better.endswith(": evidence that synthetic images beat resampling"), better
+    plain = ev.evaluate(fits[12], data.test, baseline=fits[0]).verdicts[0]  # against the baseline: as before
+    assert plain.endswith(": evidence of benefit") and " vs " not in plain, plain
