@@ -56,13 +56,13 @@ def plan_labels(
     if per_class:
         for name, k in per_class.items():
             if str(name).lower() not in idx:
-                raise DataError(f"--per-class: class {name!r} is not in the class space {class_names}")
+                raise DataError(f"per_class: class {name!r} is not in the class space {class_names}")
             if int(k) < 0:
-                raise DataError(f"--per-class: count for {name} must be >= 0, got {k}")
+                raise DataError(f"per_class: count for {name} must be >= 0, got {k}")
             counts[idx[str(name).lower()]] = int(k)
     else:
         if n is None or n <= 0:
-            raise DataError(f"--n: expected a positive number of images, got {n}")
+            raise DataError(f"n: expected a positive number of images, got {n}")
         if distribution == "uniform":
             w = np.ones(len(class_names))
         elif distribution == "train":
@@ -209,15 +209,15 @@ class Generator(Plugin):
         src_idx = src_images = None
         if self.mode == "translate":
             if source is None:
-                raise DataError(f"generator {self.name!r} translates images: give source images (--source)")
+                raise DataError(f"generator {self.name!r} translates images: give source images (source=)")
             pool = np.arange(len(source))
             if source_class is not None:
                 pool = pool[source.labels == source.class_index(source_class)]
             if len(pool) == 0:
-                raise DataError(f"--source-class {source_class}: the source holds no images of that class")
+                raise DataError(f"source_class {source_class!r}: the source holds no images of that class")
             n = int(n or len(pool))
             if n <= 0:
-                raise DataError(f"--n: expected a positive number of images, got {n}")
+                raise DataError(f"n: expected a positive number of images, got {n}")
             rng = np.random.default_rng(seed)
             reps = -(-n // len(pool))
             src_idx = np.concatenate([rng.permutation(pool) for _ in range(reps)])[:n]

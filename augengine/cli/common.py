@@ -173,7 +173,9 @@ def parse_per_class(text: str | None) -> dict[str, int] | None:
 
 
 #: library argument → command-line flag, in messages raised by library code
-_FLAG_OF_ARGUMENT = (("resume=True", "--resume"), ("force=True", "--force"))
+_FLAG_OF_ARGUMENT = (("resume=True", "--resume"), ("force=True", "--force"), ("(source=)", "(--source)"))
+#: messages that start with a library argument's name
+_FLAG_OF_PREFIX = (("per_class: ", "--per-class: "), ("n: ", "--n: "), ("source_class ", "--source-class "))
 
 
 def cli_message(error: BaseException) -> str:
@@ -182,6 +184,9 @@ def cli_message(error: BaseException) -> str:
     text = str(error)
     for arg, flag in _FLAG_OF_ARGUMENT:
         text = text.replace(arg, flag)
+    for arg, flag in _FLAG_OF_PREFIX:
+        if text.startswith(arg):
+            return flag + text[len(arg):]
     return text
 
 

@@ -24,7 +24,7 @@ def test_plan_labels():
     assert np.bincount(plan_labels(names, None, per_class={"b": 4, "C": 1}), minlength=3).tolist() == [0, 4, 1]
     with pytest.raises(ae.DataError, match="'Z'"):
         plan_labels(names, None, per_class={"Z": 1})
-    with pytest.raises(ae.DataError, match="--n"):
+    with pytest.raises(ae.DataError, match="^n: expected"):
         plan_labels(names, 0)
 
 

@@ -164,3 +164,14 @@ def test_isolated_global_rng_keeps_the_callers_pending_cuda_seed():
     with isolated_global_rng(5):
         torch.manual_seed(99)  # what acgan/cyclegan/resnet do inside fit
     assert (dict(vars(cuda._lazy_seed_tracker)), list(cuda._queued_calls)) == before
+
+
+def test_library_names_arguments_cli_names_flags(tmp_path):
+    gen = ae.create_generator("example-noise", image_size=8).fit(tiny_imageset(n_per_class=2, size=8))
+    with pytest.raises(ae.DataError, match="^per_class: class 'XYZ'"):
+        gen.generate(out=tmp_path / "a.h5", per_class={"XYZ": 2}, progress=False)
+    gen.save(tmp_path / "run")
+    r = run("generate", "example-noise", "--run", tmp_path / "run", "--per-class", "XYZ=2", "--out", tmp_path / "b.h5")
+    assert r.exit_code == 2 and "error: --per-class: class 'XYZ'" in r.output, r.output
+    r = run("generate", "example-noise", "--run", tmp_path / "run", "--n", "0", "--out", tmp_path / "b.h5")
+    assert r.exit_code == 2 and "error: --n: expected a positive number" in r.output, r.output
