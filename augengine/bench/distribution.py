@@ -225,13 +225,11 @@ def _who(r: dict) -> str:
     return who + {"control": ": resampled real", "comparison": " vs resampling"}.get(_role(r), "")
 
 
-def _versus(r: dict) -> str:
-    return "resampling" if _role(r) == "comparison" else "baseline"
-
-
 def _sets(rows) -> list[str]:
-    out = ["test"] if any(r["test_set"] == "test" for r in rows) else []
-    for r in rows:
+    """Test sets of classifier rows: the test split first, then the external sets in row order."""
+    clf = [r for r in rows if r.get("kind", "classifier") == "classifier" and r.get("test_set")]
+    out = ["test"] if any(r["test_set"] == "test" for r in clf) else []
+    for r in clf:
         if r["test_set"] not in out:
             out.append(r["test_set"])
     return out
@@ -306,7 +304,8 @@ def shift_lines(rows, threshold: float = ABSENT_SHARE_WARN) -> list[str]:
             continue
         found = []
         for r in rows:
-            if r["test_set"] != s or _role(r) not in ("baseline", "arm", "control") or r.get("kind", "classifier") != "classifier":
+            if r["test_set"] != s or _role(r) not in ("baseline", "arm", "control") \
+                    or r.get("kind", "classifier") != "classifier":
                 continue
             a = absent_class_share(r.get("confusion"))
             if a is not None:

@@ -112,7 +112,8 @@ def test_agreement_lines_per_arm_and_vs_resampling():
     rows = [_row("baseline", "test"), _row("baseline", "clinic2"),
             _row("noise", "test", diff=d(0.03, 0.01, 0.05)), _row("noise", "clinic2", diff=d(-0.01, -0.04, 0.02)),
             _row("noise", "test", diff=d(0.01, -0.01, 0.03), role="comparison"),
-            _row("noise", "clinic2", diff=d(0.02, 0.0, 0.04), role="comparison")]
+            _row("noise", "clinic2", diff=d(0.02, 0.0, 0.04), role="comparison"),
+            {**_row("noise", None), "kind": "synthetic-set"}]  # a set-quality row: no test set, not a model
     assert agreement_lines(rows) == [
         "noise +6 (6, gen seed 0) vs baseline: balanced accuracy test +0.030 [+0.010, +0.050], clinic2 "
         "\u22120.010 [\u22120.040, +0.020]: verdicts disagree in sign — the benefit on test does not carry to clinic2",
