@@ -194,15 +194,24 @@ def probe_throughput(work: Work, device: torch.device, *, step_budget_s: float =
             step = work.make(b, s, device)
             step()  # warm-up (allocations, oneDNN primitive caches, cuDNN autotuning)
             sync()
+            threads = torch.get_num_threads()
+            # on a CPU, every other step runs on one thread: on an idle machine it is the slower one
+            # (so the fastest step is the full width's), on a busy one the full width's OpenMP
+            # barriers wait for descheduled threads and one thread gives the truer bound
+            counts = [threads, 1] if device.type == "cpu" and threads > 1 else [threads]
             out = []
             t0 = time.perf_counter()
-            for _ in range(n):
-                t = time.perf_counter()
-                step()
-                sync()
-                out.append(time.perf_counter() - t)
-                if time.perf_counter() - t0 > cap_s:
-                    break
+            try:
+                for i in range(n * len(counts)):
+                    torch.set_num_threads(counts[i % len(counts)])
+                    t = time.perf_counter()
+                    step()
+                    sync()
+                    out.append(time.perf_counter() - t)
+                    if time.perf_counter() - t0 > cap_s and i % len(counts) == len(counts) - 1:
+                        break
+            finally:
+                torch.set_num_threads(threads)
         return out
 
     rungs.reverse()  # cheapest first
@@ -297,7 +306,7 @@ class Estimator:
             self._by_key = self.bench.plan().by_key()
         by_key, s, d = self._by_key, u.spec, self._data_sizes()
         n_train = d["n_train"]
-        if u.kind == "split":
+        if u.kind in ("split", "resample"):  # decoding and drawing real images: no network
             return []
         if u.kind == "clffit":
             n = n_train + (image_count(s["amount"], n_train) if s.get("amount") is not None else 0)
@@ -486,12 +495,32 @@ def format_estimate(bench, est: Estimator, *, disk: Callable[[Any], float] | Non
         r["secs"] += e.seconds or 0.0
         if disk is not None:
             r["disk"] += disk(u)
+    # controls planned once their synthetic set exists: per set, fits like the arm's and twice its evaluations
+    pending = list(getattr(plan, "pending_controls", None) or [])
+    if pending:
+        r = rows.setdefault("controls", {"units": 0, "todo": 0, "flops": 0.0, "secs": 0.0, "done_s": 0.0,
+                                         "disk": 0.0, "unknown": 0, "gpu_flops": 0.0})
+        for p in pending:
+            fits = [u for u in plan.units if u.kind == "clffit" and p["set"] in u.deps]
+            keys = {u.key for u in fits}
+            evals = [u for u in plan.units if u.kind == "eval" and keys & set(u.deps)]
+            r["units"] += int(p.get("units", 0))
+            r["todo"] += int(p.get("units", 0))
+            for u, times in [(f, 1) for f in fits] + [(e, 2) for e in evals]:
+                e = est.unit(u)
+                if e.source != "estimated":
+                    r["unknown"] += times
+                    continue
+                r["flops"] += times * (e.flops or 0.0)
+                r["secs"] += times * (e.seconds or 0.0)
+                if disk is not None:
+                    r["disk"] += times * disk(u)
     gpu = REFERENCE_GPU
     on_cuda = est.device.type == "cuda"
     head = f"{'kind':9s} {'units':>11s} {'work TFLOP':>11s} {'hours here':>11s} {'disk':>9s} {'GPU-hours':>10s}"
     lines = [f"estimate (units still to run; work from the plugins, throughput measured on {est.device_model}):", head]
     tot = {"units": 0, "todo": 0, "flops": 0.0, "secs": 0.0, "disk": 0.0, "done_s": 0.0, "unknown": 0}
-    order = [k for k in KIND_ORDER if k in rows] + [k for k in rows if k not in KIND_ORDER]
+    order = [k for k in KIND_ORDER if k in rows] + [k for k in rows if k not in KIND_ORDER]  # controls last
     for k in order:
         r = rows[k]
         for f in tot:
@@ -504,6 +533,9 @@ def format_estimate(bench, est: Estimator, *, disk: Callable[[Any], float] | Non
     lines.append(f"{'total':9s} {tot['todo']:>5d} / {tot['units']:<5d}{_tflop(tot['flops']):>11s} "
                  f"{_hours(tot['secs']):>11s} {human_bytes(tot['disk']) if disk else '-':>9s} {g_tot:>10.2f}")
     rate = tot["flops"] / tot["secs"] if tot["secs"] > 0 else 0.0
+    if pending:
+        lines.append("controls: resampling-control units planned once their synthetic set exists, estimated as "
+                     "the arm's fits and twice its evaluations (the resampling itself: no network)")
     if tot["done_s"]:
         lines.append(f"finished units: {_hours(tot['done_s'])} h recorded (not in the estimate)")
     lines.append(f"hours here: 1 job on this machine, at the FLOP rates measured for each network "

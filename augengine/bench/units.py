@@ -304,28 +304,26 @@ class UnitKind:
 
     Attributes:
         run: ``(unit, ctx) → result dict``.
-        seconds: rough time of one unit, for ``--dry-run`` estimates before any unit has run.
         accelerator: the unit trains or runs a network for long (fits): on CUDA it asks for a GPU.
         disk_mb: rough size of a finished unit, for ``--dry-run`` before any unit of the kind has
             finished (synthetic sets are sized from their image count instead).
     """
 
     run: Callable[[Unit, "Ctx"], dict[str, Any]]
-    seconds: float = 30.0
     accelerator: bool = False
     disk_mb: float = 1.0
 
 
 UNIT_KINDS: dict[str, UnitKind] = {
-    "split": UnitKind(_run_split, seconds=2, disk_mb=1),
-    "clffit": UnitKind(_run_clffit, seconds=60, accelerator=True, disk_mb=50),
-    "select": UnitKind(_run_select, seconds=10, disk_mb=1),
-    "genfit": UnitKind(_run_genfit, seconds=120, accelerator=True, disk_mb=50),
-    "synth": UnitKind(_run_synth, seconds=10),
-    "filtered": UnitKind(_run_filtered, seconds=5),
-    "quality": UnitKind(_run_quality, seconds=10, disk_mb=2),
-    "eval": UnitKind(_run_eval, seconds=10, disk_mb=2),
-    "resample": UnitKind(_run_resample, seconds=1, disk_mb=0.1),
+    "split": UnitKind(_run_split, disk_mb=1),
+    "clffit": UnitKind(_run_clffit, accelerator=True, disk_mb=50),
+    "select": UnitKind(_run_select, disk_mb=1),
+    "genfit": UnitKind(_run_genfit, accelerator=True, disk_mb=50),
+    "synth": UnitKind(_run_synth),
+    "filtered": UnitKind(_run_filtered),
+    "quality": UnitKind(_run_quality, disk_mb=2),
+    "eval": UnitKind(_run_eval, disk_mb=2),
+    "resample": UnitKind(_run_resample, disk_mb=0.1),
 }
 
 
