@@ -492,3 +492,28 @@ def test_output_filter_cut_keeps_the_generated_class_mix():
     assert len(got2) == 20 and len(set(got2.tolist())) == 20
     assert np.bincount(labels[got2], minlength=3).tolist() == [5, 15, 0]
     assert _take_keeping_mix(keep2, labels, 50).tolist() == keep2.tolist()
+
+
+def test_two_external_sets_with_one_folder_name_stay_apart(tmp_path):
+    """``a/ham`` and ``b/ham`` are two test sets: two safe, readable names, their own evaluation units."""
+    from PIL import Image
+
+    try:
+        ae.load_dataset("demo")
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"data layer not ready: {e}")
+    rng = np.random.default_rng(0)
+    for parent in ("a", "b"):
+        for cls in ("MEL", "NV"):
+            d = tmp_path / parent / "ham" / cls
+            d.mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(d / f"{parent}{cls}{i}.png")
+    cfg = benchkit.tiny_config(data="demo", test_data=[str(tmp_path / "a" / "ham"), str(tmp_path / "b" / "ham")],
+                               amounts=[6], arms=[{"name": "noise", "generator": "example-noise"}])
+    b = Bench(cfg, tmp_path / "out", progress=False)
+    names = sorted(b.data.external)
+    assert len(names) == 2 and all(n.startswith("ham-") and "/" not in n for n in names), names
+    evals = [u for u in b.plan().units if u.kind == "eval"]
+    per_set = {t: [u for u in evals if u.meta["test_set"] == t] for t in ["test", *names]}
+    assert all(per_set[t] for t in per_set) and len({u.dirname for u in evals}) == len(evals)
