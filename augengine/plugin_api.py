@@ -60,6 +60,7 @@ from augengine.selection import (
 
 # Speed settings that are measured rather than guessed (augengine.autotune) are re-exported
 # here, next to the runtime helpers, once they exist; plugins import them from this module.
+from augengine.autotune import Resolution, Variant, precision_options, resolve_variant, static_variant, timed_steps
 
 __all__ = [
     # run records and checkpoints
@@ -100,6 +101,7 @@ __all__ = [
     "slug",
     "unique_slugs",
 ]
+__all__ += ["Resolution", "Variant", "precision_options", "resolve_variant", "static_variant", "timed_steps"]
 
 # What a plugin's ``work`` classmethod reports (plan estimates: augengine.work)
 from augengine.work import ClassifierPass, Work, work_autocast  # noqa: E402

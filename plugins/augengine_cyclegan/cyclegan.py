@@ -31,18 +31,22 @@ import augengine as ae
 from augengine import ConfigError, DataError, PluginError, TrainingDiverged
 from augengine.plugin_api import (
     LossScaler,
+    Resolution,
+    Variant,
     autocast_context,
-    autocast_dtype,
     load_checkpoint,
+    precision_options,
     read_run_record,
     read_selection,
-    resolve_channels_last,
+    resolve_variant,
     save_checkpoint,
     select_device,
+    static_variant,
+    timed_steps,
     write_run_record,
 )
 
-from .networks import PatchDiscriminator, ResnetGenerator, init_normal
+from .networks import GroupedPair, PatchDiscriminator, ResnetGenerator, init_normal
 from .pool import ImageHistory
 
 __all__ = ["CycleGanGenerator", "CycleGanConfig", "LOSS_NAMES"]
@@ -79,13 +83,16 @@ class CycleGanConfig(ae.PluginConfig):
     n_epochs_decay: int = Field(100, ge=0, description="epochs of linear decay to zero")
     iterations: int | None = Field(None, ge=1, description="stop after this many iterations (quick runs)")
     batch_size: int = Field(1, ge=1)
-    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto = bf16 autocast where supported")
-    channels_last: bool | Literal["auto"] = Field("auto", description="channels-last memory format; auto = on with autocast or CUDA")
-    compile: bool = Field(False, description="torch.compile the networks")
-    batched_passes: bool = Field(
-        False, description="run G(x) with the identity pass G(y), and each D on real and fake, as one batch "
-                           "(same results: instance norm is per image); slower on CPU (1 thread, AMD EPYC: 10.6 vs "
-                           "9.2 s per 128 px step, 38.4 vs 35.0 s at 256 px) — try it on a GPU")
+    # speed knobs: "auto" = measured at the start of a fit (augengine.autotune), recorded in run.json
+    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="autocast precision; auto = measured (bf16 is a candidate where native)")
+    channels_last: bool | Literal["auto"] = Field("auto", description="channels-last memory format; auto = measured")
+    compile: bool | Literal["auto"] = Field("auto", description="torch.compile the training networks; auto = measured")
+    batched_passes: bool | Literal["auto"] = Field(
+        "auto", description="run G(x) with the identity pass G(y), and each D on real and fake, as one batch "
+                            "(same losses: instance norm is per image); auto = measured")
+    grouped: bool | Literal["auto"] = Field(
+        "auto", description="run G and F (and D_x and D_y) as one network with grouped convolutions (same "
+                            "losses: each group is one network); auto = measured")
     checkpoint_every: int = Field(500, ge=1, description="iterations between checkpoints")
     sample_every: int = Field(1000, ge=0, description="iterations between sample grids (0 = none)")
     log_every: int = Field(10, ge=1, description="iterations between loss records")
@@ -129,6 +136,7 @@ class CycleGanGenerator(ae.Generator):
         self.history: list[list[float]] = []
         self.step = 0
         self._on_step = None  # test hook: called with the finished iteration count
+        self.speed: Resolution | None = None  # the resolved speed variant (set by fit or load)
 
     # -- networks ----------------------------------------------------------------------
     def _build(self, seed: int) -> None:
@@ -138,22 +146,70 @@ class CycleGanGenerator(ae.Generator):
         self.F = init_normal(ResnetGenerator(c.blocks, c.ngf)).to(self.device)  # Y → X
         self.D_x = init_normal(PatchDiscriminator(c.ndf, c.n_layers_d)).to(self.device)
         self.D_y = init_normal(PatchDiscriminator(c.ndf, c.n_layers_d)).to(self.device)
-        if self.use_channels_last:
+        v = self.variant
+        if v.channels_last:
             for m in (self.G, self.F, self.D_x, self.D_y):
                 m.to(memory_format=torch.channels_last)
         self._nets = {"G": self.G, "F": self.F, "D_x": self.D_x, "D_y": self.D_y}
-        self._call = dict(self._nets)
-        if c.compile:
-            self._call = {k: torch.compile(m) for k, m in self._nets.items()}
+        if v.grouped:  # the pairs own the weights; G, F, D_x, D_y become views into them
+            self._call = {"GF": GroupedPair(self.G, self.F), "D": GroupedPair(self.D_y, self.D_x)}
+        else:
+            self._call = dict(self._nets)
+        self._trained = dict(self._call)  # modules whose parameters the optimizers update
+        if v.compile:
+            self._call = {k: torch.compile(m) for k, m in self._call.items()}
+
+    @property
+    def variant(self) -> Variant:
+        """The speed variant in use: the resolved one after fit/load, else fixed settings as given and
+        ``auto`` knobs at their safe value (fp32, contiguous, unbatched, ungrouped, eager)."""
+        return self.speed.variant if self.speed is not None else static_variant(self._requested())
+
+    def _requested(self) -> dict[str, Any]:
+        c = self.config
+        return {"precision": c.precision, "channels_last": c.channels_last, "batched": c.batched_passes,
+                "grouped": c.grouped, "compile": c.compile}
+
+    def _arch(self) -> str:
+        c = self.config
+        return f"G{c.blocks}x{c.ngf}-D{c.n_layers_d}x{c.ndf}-batch{c.batch_size}-idt{int(c.lambda_identity > 0)}"
+
+    def _resolve_speed(self, total_steps: int, recorded: dict | None = None, progress: bool = False) -> Resolution:
+        """Resolve the ``auto`` speed knobs for a fit of ``total_steps`` iterations (see augengine.autotune)."""
+        flags = [False, True]
+        self.speed = resolve_variant(
+            plugin=self.name, arch=self._arch(), image_size=self.config.image_size, device=self.device,
+            requested=self._requested(), trial=self._trial, total_steps=total_steps, recorded=recorded,
+            options={"precision": precision_options(self.device), "channels_last": flags, "batched": flags,
+                     "grouped": flags, "compile": flags},
+            log=(lambda msg: tqdm.write(msg)) if progress else None)
+        return self.speed
+
+    def _trial(self, v: Variant, n: int) -> list[float]:
+        """Seconds of each of ``n`` training steps of variant ``v`` on throwaway networks and random
+        images (the caller's RNG state is left as it was)."""
+        c = self.config
+        probe = type(self)(**{**c.model_dump(), "precision": v.precision, "channels_last": v.channels_last,
+                              "batched_passes": v.batched, "grouped": v.grouped, "compile": v.compile})
+        probe.device = self.device
+        probe.speed = Resolution(v, "fixed")
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            probe._build(0)
+            probe._make_optim()
+            probe.pool_x, probe.pool_y = ImageHistory(c.pool_size, 1), ImageHistory(c.pool_size, 2)
+            g = torch.Generator().manual_seed(0)
+            shape = (c.batch_size, c.image_size, c.image_size, 3)
+            xs = [probe._to_model(torch.randint(0, 256, shape, dtype=torch.uint8, generator=g)) for _ in range(2)]
+            return timed_steps(lambda i: probe._train_step(xs[i % 2], xs[(i + 1) % 2]), n, self.device)
+
 
     @property
     def amp_dtype(self) -> torch.dtype | None:
-        dtype = autocast_dtype(self.device, self.config.precision)
-        return None if dtype == torch.float16 else dtype  # fp16 would need loss scaling: not offered
+        return self.variant.autocast_dtype()  # fp16 would need loss scaling: not offered
 
     @property
     def use_channels_last(self) -> bool:
-        return resolve_channels_last(self.config.channels_last, self.device, self.amp_dtype)
+        return self.variant.channels_last
 
     def _autocast(self):
         return autocast_context(self.device, self.amp_dtype)
@@ -248,6 +304,14 @@ class CycleGanGenerator(ae.Generator):
         self._meta = {"x_count": len(X), "y_count": len(Y), "epoch_len": epoch_len, "seed": int(seed),
                       "x_fingerprint": _fingerprint(X), "y_fingerprint": _fingerprint(Y)}
 
+        # speed variant: a resumed run keeps the one it was trained with (same numerics)
+        recorded = None
+        if resume and run_dir is not None and (run_dir / CHECKPOINT).exists():
+            try:
+                recorded = read_run_record(run_dir).get("speed")
+            except (DataError, ConfigError, OSError):
+                recorded = None
+        self._resolve_speed(total, recorded=recorded, progress=progress)
         self._build(seed)
         self._make_optim()
         self.pool_x, self.pool_y = ImageHistory(c.pool_size, seed + 1), ImageHistory(c.pool_size, seed + 2)
@@ -310,10 +374,19 @@ class CycleGanGenerator(ae.Generator):
     def _make_optim(self) -> None:
         c = self.config
         betas = (c.beta1, c.beta2)
+        # the fused kernel computes Adam's update in one pass over all parameters (the same
+        # formula as the per-tensor loop; far fewer operator launches)
+        fused = self.device.type in ("cpu", "cuda")
+        if self.variant.grouped:
+            g_params, d_params = list(self._trained["GF"].parameters()), list(self._trained["D"].parameters())
+        else:
+            g_params = [*self.G.parameters(), *self.F.parameters()]
+            d_params = [*self.D_x.parameters(), *self.D_y.parameters()]
+        self._d_params = d_params
         # fp16 autocast steps through a GradScaler; bf16/fp32 steps are plain (augengine.plugin_api.LossScaler)
         self.loss_scaler = LossScaler(self.device, self.amp_dtype)
-        self.opt_G = torch.optim.Adam([*self.G.parameters(), *self.F.parameters()], lr=c.lr, betas=betas)
-        self.opt_D = torch.optim.Adam([*self.D_x.parameters(), *self.D_y.parameters()], lr=c.lr, betas=betas)
+        self.opt_G = torch.optim.Adam(g_params, lr=c.lr, betas=betas, fused=fused)
+        self.opt_D = torch.optim.Adam(d_params, lr=c.lr, betas=betas, fused=fused)
         self.sched_G = torch.optim.lr_scheduler.LambdaLR(self.opt_G, self._lr_factor)
         self.sched_D = torch.optim.lr_scheduler.LambdaLR(self.opt_D, self._lr_factor)
 
@@ -327,20 +400,22 @@ class CycleGanGenerator(ae.Generator):
             the eight losses of :data:`LOSS_NAMES` as floats.
         """
         c = self.config
-        G, Fn, D_x, D_y = self._call["G"], self._call["F"], self._call["D_x"], self._call["D_y"]
+        v = self.variant
         b = real_x.shape[0]
         lam, lam_idt = c.lambda_cycle, c.lambda_cycle * c.lambda_identity
-        for p in (*self.D_x.parameters(), *self.D_y.parameters()):
+        gen, disc = self._gen_pass, self._disc_pass
+        for p in self._d_params:
             p.requires_grad_(False)
         with self._autocast():
-            if lam_idt > 0 and c.batched_passes:
-                fake_y, idt_y = G(torch.cat([real_x, real_y])).split(b)
-                fake_x, idt_x = Fn(torch.cat([real_y, real_x])).split(b)
+            if lam_idt > 0 and v.batched:
+                out_g, out_f = gen(torch.cat([real_x, real_y]), torch.cat([real_y, real_x]))
+                (fake_y, idt_y), (fake_x, idt_x) = out_g.split(b), out_f.split(b)
             else:
-                fake_y, fake_x = G(real_x), Fn(real_y)
-                idt_y, idt_x = (G(real_y), Fn(real_x)) if lam_idt > 0 else (None, None)
-            rec_x, rec_y = Fn(fake_y), G(fake_x)
-            pred_y, pred_x = D_y(fake_y).float(), D_x(fake_x).float()
+                fake_y, fake_x = gen(real_x, real_y)
+                idt_y, idt_x = gen(real_y, real_x) if lam_idt > 0 else (None, None)
+            rec_y, rec_x = gen(fake_x, fake_y)
+            pred_y, pred_x = disc(fake_y, fake_x)
+            pred_y, pred_x = pred_y.float(), pred_x.float()
         g_gan_y = F.mse_loss(pred_y, torch.ones_like(pred_y))
         g_gan_x = F.mse_loss(pred_x, torch.ones_like(pred_x))
         cyc_x = F.l1_loss(rec_x.float(), real_x) * lam
@@ -354,7 +429,7 @@ class CycleGanGenerator(ae.Generator):
         self.opt_G.zero_grad(set_to_none=True)
         self.loss_scaler.backward(loss_G)
         self.loss_scaler.step(self.opt_G)
-        for p in (*self.D_x.parameters(), *self.D_y.parameters()):
+        for p in self._d_params:
             p.requires_grad_(True)
 
         hist_y = self.pool_y.query(fake_y).float()
@@ -363,12 +438,12 @@ class CycleGanGenerator(ae.Generator):
             hist_y = hist_y.contiguous(memory_format=torch.channels_last)
             hist_x = hist_x.contiguous(memory_format=torch.channels_last)
         with self._autocast():
-            if c.batched_passes:
-                pr_y, pf_y = D_y(torch.cat([real_y, hist_y])).float().split(b)
-                pr_x, pf_x = D_x(torch.cat([real_x, hist_x])).float().split(b)
+            if v.batched:
+                out_y, out_x = disc(torch.cat([real_y, hist_y]), torch.cat([real_x, hist_x]))
+                (pr_y, pf_y), (pr_x, pf_x) = out_y.float().split(b), out_x.float().split(b)
             else:
-                pr_y, pf_y = D_y(real_y).float(), D_y(hist_y).float()
-                pr_x, pf_x = D_x(real_x).float(), D_x(hist_x).float()
+                pr_y, pr_x = (t.float() for t in disc(real_y, real_x))
+                pf_y, pf_x = (t.float() for t in disc(hist_y, hist_x))
         d_y = 0.5 * (F.mse_loss(pr_y, torch.ones_like(pr_y)) + F.mse_loss(pf_y, torch.zeros_like(pf_y)))
         d_x = 0.5 * (F.mse_loss(pr_x, torch.ones_like(pr_x)) + F.mse_loss(pf_x, torch.zeros_like(pf_x)))
         self.opt_D.zero_grad(set_to_none=True)
@@ -377,6 +452,18 @@ class CycleGanGenerator(ae.Generator):
         self.loss_scaler.update()
         vals = torch.stack([g_gan_y, g_gan_x, cyc_x, cyc_y, l_idt_y, l_idt_x, d_y, d_x]).detach().float().cpu()
         return vals.tolist()
+
+    def _gen_pass(self, for_g: torch.Tensor, for_f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(G(for_g), F(for_f))`` — one grouped pass when the variant groups the generators."""
+        if "GF" in self._call:
+            return GroupedPair.pair(self._call["GF"](torch.cat([for_g, for_f], 1)))
+        return self._call["G"](for_g), self._call["F"](for_f)
+
+    def _disc_pass(self, for_y: torch.Tensor, for_x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(D_y(for_y), D_x(for_x))`` — one grouped pass when the variant groups the discriminators."""
+        if "D" in self._call:
+            return GroupedPair.pair(self._call["D"](torch.cat([for_y, for_x], 1)))
+        return self._call["D_y"](for_y), self._call["D_x"](for_x)
 
     # -- state -------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
@@ -435,7 +522,7 @@ class CycleGanGenerator(ae.Generator):
         write_run_record(run_dir, self, class_names=self.class_names, out_label=self.out_label,
                          out_class=self.class_names[self.out_label], train_counts=self.train_counts,
                          step=self.step, seed=self._meta["seed"], x_count=self._meta["x_count"],
-                         y_count=self._meta["y_count"])
+                         y_count=self._meta["y_count"], speed=self.speed.record() if self.speed else None)
 
     def save(self, run_dir) -> Path:
         """Write ``checkpoint.pt`` (full training state) and ``run.json`` into ``run_dir``."""
@@ -458,6 +545,11 @@ class CycleGanGenerator(ae.Generator):
         if device is not None:
             cfg["device"] = device
         self = cls(**cfg)
+        if record.get("speed"):
+            speed = Resolution.from_record(record["speed"], where=f"{run_dir / 'run.json'} speed")
+            if speed.variant.precision not in precision_options(self.device):
+                speed.variant = Variant(**{**speed.variant.as_dict(), "precision": "fp32"})
+            self.speed = speed
         state = load_checkpoint(run_dir / CHECKPOINT, map_location=self.device)
         self._meta = dict(state["meta"])
         with torch.random.fork_rng(devices=[]):
