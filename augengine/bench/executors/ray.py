@@ -5,7 +5,8 @@ the resources of its kind (``[resources.<kind>]`` in the bench config; by defaul
 one GPU for generator and classifier fits when the bench runs on CUDA). A task whose worker
 process or node dies is retried by Ray (at most ``max_retries`` times); the retried unit
 continues from its ``.partial`` directory — fits from their checkpoints — as a killed local
-bench does.
+bench does (the unit's file lock, held by the dead process, is released by the kernel, or on a
+network filesystem when its lock lease expires; the retried task waits for it).
 
 Units read and write the bench's output directory, so every node must see it (a shared
 filesystem). Before any unit runs, one probe task per node reads a file the bench wrote there
@@ -15,6 +16,7 @@ path. A node that mounts the directory under another path sets :data:`OUT_DIR_EN
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import socket
@@ -130,7 +132,7 @@ class RayExecutor(Executor):
             opts = {"address": self.address, "log_to_driver": False, "configure_logging": False, **opts}
         try:
             ray.init(**opts)
-        except ConnectionError as e:
+        except (ConnectionError, RuntimeError) as e:
             raise ConfigError(f"ray address {self.address!r}: no Ray cluster reachable ({e})") from None
         return ray, True
 
@@ -154,11 +156,13 @@ class RayExecutor(Executor):
                     r["error"] = f"its probe file is not visible here as {back}"
                 if r["error"] is not None:
                     raise ConfigError(f"bench: node {r['host']} does not share the output directory (it sees "
-                                      f"{r['path']}): {r['error']}; put --out on storage every node mounts "
+                                      f"{r['path']}): {r['error']}; put the output directory on storage every node mounts "
                                       f"(set {OUT_DIR_ENV} on nodes that mount it elsewhere)")
         finally:
             for p in d.glob(f"{token}*"):
                 p.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                d.rmdir()  # unless another bench probes at the same time
 
     # -- running --------------------------------------------------------------------------------
     def run(self, units: list[Unit], call: UnitCall, done: set[str], listener: RunListener) -> None:
