@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import os
 import socket
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -168,11 +169,17 @@ class RayExecutor(Executor):
     def run(self, units: list[Unit], call: UnitCall, done: set[str], listener: RunListener) -> None:
         if not units:
             return
-        ray, _ = self._connect()  # a local cluster started here stays up for this process's next runs
+        ray, started = self._connect()  # a local cluster started here stays up for this process's next runs
         call = dataclasses.replace(call, out_dir=str(Path(call.out_dir).resolve()))
         if call.out_dir not in self._checked:
             self.check_storage(ray, call.out_dir)
             self._checked.add(call.out_dir)
+            res = ray.cluster_resources()
+            n = sum(1 for x in ray.nodes() if x.get("Alive"))
+            where = ("a local Ray cluster" if started and self.address is None
+                     else f"Ray at {self.address or 'the connection of this process'}")
+            print(f"ray: {where}: {n} node(s), {res.get('CPU', 0):g} CPUs, {res.get('GPU', 0):g} GPUs; "
+                  f"every node sees {call.out_dir}", file=sys.stderr, flush=True)
         self._run(ray, units, call, done, listener)
 
     def _run(self, ray, units: list[Unit], call: UnitCall, done: set[str], listener: RunListener) -> None:
