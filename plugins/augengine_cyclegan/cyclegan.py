@@ -17,6 +17,7 @@ normalises each image on its own, so the losses are the same.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -33,6 +34,7 @@ from augengine.plugin_api import (
     LossScaler,
     Resolution,
     Variant,
+    Work,
     autocast_context,
     load_checkpoint,
     precision_options,
@@ -43,6 +45,7 @@ from augengine.plugin_api import (
     select_device,
     static_variant,
     timed_steps,
+    work_autocast,
     write_run_record,
 )
 
@@ -202,6 +205,73 @@ class CycleGanGenerator(ae.Generator):
             xs = [probe._to_model(torch.randint(0, 256, shape, dtype=torch.uint8, generator=g)) for _ in range(2)]
             return timed_steps(lambda i: probe._train_step(xs[i % 2], xs[(i + 1) % 2]), n, self.device)
 
+    @classmethod
+    def work(cls, config, *, phase, n_images=0, class_counts=None, **context):
+        """``fit``: ``max(|X|, |Y|) / batch_size`` iterations per epoch × (``n_epochs`` +
+        ``n_epochs_decay``), capped by ``iterations`` (the counts are those before a selection:
+        Y rarely sets the epoch); ``generate``: one G forward pass per translated image. The speed
+        variant is the one autotune has cached for this machine, else the safe one."""
+        c = cls.Config.model_validate(dict(config))
+        counts = dict(class_counts or {})
+
+        def instance(s, device):
+            g = cls(**{**c.model_dump(), "image_size": s, "device": "cpu"})
+            g.device = torch.device(device)
+            flags = [False, True]
+            g.speed = resolve_variant(
+                plugin=cls.name, arch=g._arch(), image_size=s, device="cpu" if g.device.type == "meta" else g.device,
+                requested=g._requested(), trial=None, total_steps=0,
+                options={"precision": precision_options(g.device if g.device.type != "meta" else "cpu"),
+                         "channels_last": flags, "batched": flags, "grouped": flags, "compile": flags})
+            if g.device.type == "meta" and g.speed.variant.compile:
+                g.speed = Resolution(dataclasses.replace(g.speed.variant, compile=False), "fixed")
+            g._autocast = lambda: work_autocast(g.device, g.amp_dtype)  # meta has no autocast
+            with torch.random.fork_rng(devices=[]):
+                g._build(0)
+            return g
+
+        def make_train(b, s, device):
+            g = instance(s, device)
+            g._make_optim()
+            g.pool_x, g.pool_y = ImageHistory(c.pool_size, 1), ImageHistory(c.pool_size, 2)
+            xs = [g._to_model(torch.randint(0, 256, (b, s, s, 3), dtype=torch.uint8)) for _ in range(2)]
+
+            def step():
+                try:
+                    g._train_step(xs[0], xs[1])
+                except NotImplementedError:  # meta: the losses' copy to the CPU, after every FLOP is counted
+                    if g.device.type != "meta":
+                        raise
+
+            return step
+
+        def make_generate(b, s, device):
+            g = instance(s, device)
+            x = torch.randint(0, 256, (b, s, s, 3), dtype=torch.uint8)
+
+            @torch.no_grad()
+            def step():
+                with g._autocast():
+                    g.G(g._to_model(x))
+
+            return step
+
+        s = c.image_size
+        probe = cls(**{**c.model_dump(), "device": "cpu"})
+        key = {"plugin": cls.name, "arch": probe._arch(), **probe._requested(),
+               "autotune": {"plugin": cls.name, "arch": probe._arch(), "image_size": s}}
+        if phase == "fit":
+            nx = counts.get(c.x_class, n_images) if c.x_class else n_images
+            ny = counts.get(c.y_class, nx) if c.y_class and not c.target_data else nx
+            total = -(-max(nx, ny) // c.batch_size) * (c.n_epochs + c.n_epochs_decay)
+            if c.iterations is not None:
+                total = min(total, c.iterations)
+            return [Work(f"cyclegan {s} px train step, batch {c.batch_size}", total, {**key, "mode": "train"},
+                         c.batch_size, s, make=make_train, min_size=min(s, 64))]
+        if phase == "generate":
+            return [Work(f"cyclegan {s} px G forward, batch 1", n_images, {**key, "mode": "generate"}, 1, s,
+                         make=make_generate, min_size=min(s, 64))]
+        return []
 
     @property
     def amp_dtype(self) -> torch.dtype | None:
