@@ -46,20 +46,36 @@ CACHE_VERSION = 1
 
 @dataclasses.dataclass(frozen=True)
 class ReferenceGpu:
-    """The GPU the plan is expressed in: its dense peak and the share of it the networks are assumed to reach."""
+    """The GPU the plan is expressed in: its dense peak and the share of it a step is assumed to reach.
+
+    Attributes:
+        name: the GPU and precision.
+        peak_flops: dense peak FLOP/s (datasheet).
+        utilization: share of the peak reached by batched steps (``batch ≥ small_batch``).
+        small_batch_utilization: share reached by steps of fewer images (batch-1 GANs: many small
+            kernels, launch- and memory-bound).
+        small_batch: the batch size below which a step counts as small.
+        basis: where the shares come from (printed with the estimate).
+    """
 
     name: str
     peak_flops: float
     utilization: float
+    small_batch_utilization: float
+    small_batch: int
+    basis: str
 
-    @property
-    def flops_per_s(self) -> float:
-        return self.peak_flops * self.utilization
+    def flops_per_s(self, batch: int) -> float:
+        """Assumed FLOP/s of a step of ``batch`` images."""
+        return self.peak_flops * (self.utilization if batch >= self.small_batch else self.small_batch_utilization)
 
 
-#: H100 SXM, dense bf16 tensor-core peak 989 TFLOP/s (NVIDIA's datasheet); conv nets of this size
-#: are assumed to reach 40 % of it in bf16 autocast — an assumption, not a measurement
-REFERENCE_GPU = ReferenceGpu("NVIDIA H100 SXM (bf16)", 989e12, 0.40)
+#: H100 SXM in bf16: dense tensor-core peak 989 TFLOP/s (NVIDIA's datasheet). ResNet-50 training at
+#: 224 px runs at about 3,000 images/s on one H100 in published results (24.3 GFLOP per image:
+#: ≈ 73 TFLOP/s, 7.5 % of the peak); single-image steps (CycleGAN at batch 1) are assumed to reach a
+#: third of that. Assumptions, not measurements: the estimate says so wherever it uses them.
+REFERENCE_GPU = ReferenceGpu("NVIDIA H100 SXM, bf16", 989e12, 0.075, 0.025, 8,
+                             "ResNet-50 training ≈ 3,000 images/s at 224 px")
 
 
 @dataclasses.dataclass
@@ -71,12 +87,14 @@ class UnitEstimate:
         seconds: seconds here (recorded for a finished unit, else estimated; None when unknown).
         source: ``"recorded"`` (done.json), ``"estimated"``, ``"not reported"``.
         measured_on: device model the throughputs were measured on (empty when none was needed).
+        gpu_seconds: seconds on :data:`REFERENCE_GPU` (assumed shares of its peak).
     """
 
     flops: float | None
     seconds: float | None
     source: str
     measured_on: str = ""
+    gpu_seconds: float | None = None
 
 
 def estimate_cache_file() -> Path:
@@ -194,24 +212,17 @@ def probe_throughput(work: Work, device: torch.device, *, step_budget_s: float =
             step = work.make(b, s, device)
             step()  # warm-up (allocations, oneDNN primitive caches, cuDNN autotuning)
             sync()
-            threads = torch.get_num_threads()
-            # on a CPU, every other step runs on one thread: on an idle machine it is the slower one
-            # (so the fastest step is the full width's), on a busy one the full width's OpenMP
-            # barriers wait for descheduled threads and one thread gives the truer bound
-            counts = [threads, 1] if device.type == "cpu" and threads > 1 else [threads]
+            # the thread count is left alone: oneDNN primitives made for one count and run with
+            # another crash the process (SIGFPE seen with bf16 convolutions on this CPU)
             out = []
             t0 = time.perf_counter()
-            try:
-                for i in range(n * len(counts)):
-                    torch.set_num_threads(counts[i % len(counts)])
-                    t = time.perf_counter()
-                    step()
-                    sync()
-                    out.append(time.perf_counter() - t)
-                    if time.perf_counter() - t0 > cap_s and i % len(counts) == len(counts) - 1:
-                        break
-            finally:
-                torch.set_num_threads(threads)
+            for _ in range(n):
+                t = time.perf_counter()
+                step()
+                sync()
+                out.append(time.perf_counter() - t)
+                if time.perf_counter() - t0 > cap_s:
+                    break
         return out
 
     rungs.reverse()  # cheapest first
@@ -353,7 +364,8 @@ class Estimator:
         for it in items:
             if isinstance(it, ClassifierPass):
                 name, conf = self._classifier_spec()
-                sub = self._plugin("classifier", name).work(conf, phase="predict", n_images=int(it.n_images))
+                sub = self._plugin("classifier", name).work(conf, phase="predict", n_images=int(it.n_images),
+                                                            class_counts=self._data_sizes()["class_counts"])
                 if sub is None:
                     return None
                 out += [w for w in sub if isinstance(w, Work)]
@@ -420,13 +432,15 @@ class Estimator:
         return float(res["flops_per_s"])
 
     def work_seconds(self, items: list[Work]) -> tuple[float, float]:
-        """(FLOPs, seconds) of ``items`` on this device."""
+        """(FLOPs, seconds) of ``items`` on this device (:attr:`gpu_seconds` gets their reference-GPU seconds)."""
         flops = secs = 0.0
+        self.gpu_seconds = 0.0
         for w in items:
             if w.count <= 0:
                 continue
             f = self.flops(w) if (w.flops is not None or w.make is not None) else 0.0
             flops += w.count * f
+            self.gpu_seconds += w.count * f / REFERENCE_GPU.flops_per_s(w.batch)
             if w.seconds is not None:
                 secs += w.count * float(w.seconds)
             elif f > 0:
@@ -446,7 +460,8 @@ class Estimator:
         flops, secs = self.work_seconds(items) if items is not None else (None, None)
         if items is None:
             return UnitEstimate(None, None, "not reported")
-        return UnitEstimate(flops, secs, "estimated", self.device_model)
+        gpu = secs if self.device.type == "cuda" else self.gpu_seconds
+        return UnitEstimate(flops, secs, "estimated", self.device_model, gpu)
 
 
 def _done_record(bench, u) -> dict[str, Any] | None:
@@ -482,7 +497,7 @@ def format_estimate(bench, est: Estimator, *, disk: Callable[[Any], float] | Non
         done = _done_record(bench, u)
         e = est.unit(u, done)
         r = rows.setdefault(u.kind, {"units": 0, "todo": 0, "flops": 0.0, "secs": 0.0, "done_s": 0.0, "disk": 0.0,
-                                     "unknown": 0, "gpu_flops": 0.0})
+                                     "unknown": 0, "gpu_s": 0.0})
         r["units"] += 1
         if done is not None:
             r["done_s"] += e.seconds or 0.0
@@ -493,13 +508,14 @@ def format_estimate(bench, est: Estimator, *, disk: Callable[[Any], float] | Non
             continue
         r["flops"] += e.flops or 0.0
         r["secs"] += e.seconds or 0.0
+        r["gpu_s"] += e.gpu_seconds or 0.0
         if disk is not None:
             r["disk"] += disk(u)
     # controls planned once their synthetic set exists: per set, fits like the arm's and twice its evaluations
     pending = list(getattr(plan, "pending_controls", None) or [])
     if pending:
         r = rows.setdefault("controls", {"units": 0, "todo": 0, "flops": 0.0, "secs": 0.0, "done_s": 0.0,
-                                         "disk": 0.0, "unknown": 0, "gpu_flops": 0.0})
+                                         "disk": 0.0, "unknown": 0, "gpu_s": 0.0})
         for p in pending:
             fits = [u for u in plan.units if u.kind == "clffit" and p["set"] in u.deps]
             keys = {u.key for u in fits}
@@ -513,23 +529,24 @@ def format_estimate(bench, est: Estimator, *, disk: Callable[[Any], float] | Non
                     continue
                 r["flops"] += times * (e.flops or 0.0)
                 r["secs"] += times * (e.seconds or 0.0)
+                r["gpu_s"] += times * (e.gpu_seconds or 0.0)
                 if disk is not None:
                     r["disk"] += times * disk(u)
     gpu = REFERENCE_GPU
     on_cuda = est.device.type == "cuda"
     head = f"{'kind':9s} {'units':>11s} {'work TFLOP':>11s} {'hours here':>11s} {'disk':>9s} {'GPU-hours':>10s}"
     lines = [f"estimate (units still to run; work from the plugins, throughput measured on {est.device_model}):", head]
-    tot = {"units": 0, "todo": 0, "flops": 0.0, "secs": 0.0, "disk": 0.0, "done_s": 0.0, "unknown": 0}
+    tot = {"units": 0, "todo": 0, "flops": 0.0, "secs": 0.0, "disk": 0.0, "done_s": 0.0, "unknown": 0, "gpu_s": 0.0}
     order = [k for k in KIND_ORDER if k in rows] + [k for k in rows if k not in KIND_ORDER]  # controls last
     for k in order:
         r = rows[k]
         for f in tot:
             tot[f] += r[f]
-        g = r["secs"] / 3600 if on_cuda else r["flops"] / gpu.flops_per_s / 3600
+        g = r["gpu_s"] / 3600
         note = f"  ({r['unknown']} not reported)" if r["unknown"] else ""
         lines.append(f"{k:9s} {r['todo']:>5d} / {r['units']:<5d}{_tflop(r['flops']):>11s} {_hours(r['secs']):>11s} "
                      f"{human_bytes(r['disk']) if disk else '-':>9s} {g:>10.2f}{note}")
-    g_tot = tot["secs"] / 3600 if on_cuda else tot["flops"] / gpu.flops_per_s / 3600
+    g_tot = tot["gpu_s"] / 3600
     lines.append(f"{'total':9s} {tot['todo']:>5d} / {tot['units']:<5d}{_tflop(tot['flops']):>11s} "
                  f"{_hours(tot['secs']):>11s} {human_bytes(tot['disk']) if disk else '-':>9s} {g_tot:>10.2f}")
     rate = tot["flops"] / tot["secs"] if tot["secs"] > 0 else 0.0
@@ -538,16 +555,19 @@ def format_estimate(bench, est: Estimator, *, disk: Callable[[Any], float] | Non
                      "the arm's fits and twice its evaluations (the resampling itself: no network)")
     if tot["done_s"]:
         lines.append(f"finished units: {_hours(tot['done_s'])} h recorded (not in the estimate)")
-    lines.append(f"hours here: 1 job on this machine, at the FLOP rates measured for each network "
+    days = f" ≈ {tot['secs'] / 86400:.0f} days" if tot["secs"] > 3 * 86400 else ""
+    lines.append(f"hours here: {_hours(tot['secs'])} h{days} with 1 job on this machine, at the FLOP rates measured for each network "
                  f"(mean {rate / 1e12:.3g} TFLOP/s over the plan); data decoding and writing not modelled"
                  + (f"; {tot['unknown']} unit(s) whose plugins report no work are not counted" if tot["unknown"] else ""))
     if on_cuda:
         lines.append(f"GPU-hours: hours on this GPU ({est.device_model}), measured")
     else:
-        ratio = gpu.flops_per_s / rate if rate > 0 else float("nan")
-        lines.append(f"GPU-hours: ASSUMED {gpu.name} at {gpu.utilization:.0%} of its {gpu.peak_flops / 1e12:.0f} "
-                     f"TFLOP/s dense peak = {gpu.flops_per_s / 1e12:.0f} TFLOP/s, i.e. {ratio:.0f}× this machine's "
-                     f"measured rate; an assumption, not a measurement")
+        g_rate = tot["flops"] / tot["gpu_s"] if tot["gpu_s"] > 0 else 0.0
+        ratio = g_rate / rate if rate > 0 else float("nan")
+        lines.append(f"GPU-hours: ASSUMED {gpu.name}: {gpu.utilization:.1%} of its {gpu.peak_flops / 1e12:.0f} TFLOP/s "
+                     f"dense peak for steps of ≥ {gpu.small_batch} images ({gpu.basis}), "
+                     f"{gpu.small_batch_utilization:.1%} for smaller ones; over this plan {g_rate / 1e12:.0f} TFLOP/s, "
+                     f"{ratio:.0f}× this machine's measured rate. An assumption, not a measurement")
     return lines
 
 

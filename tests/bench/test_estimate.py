@@ -69,9 +69,9 @@ def test_stub_work_arithmetic(tmp_path, probes):
     want = 2 * fit.flops + ev.flops
     assert f"{want / 1e12:.1f}" in total
     assert f"{len(b.plan().units)} / {len(b.plan().units)}" in total
-    gpu_h = want / REFERENCE_GPU.flops_per_s / 3600
+    gpu_h = want / REFERENCE_GPU.flops_per_s(1) / 3600  # the stubs' steps are one image each
     assert total.split()[-1] == f"{gpu_h:.2f}"
-    assert any("ASSUMED" in x and "an assumption" in x for x in lines)
+    assert any("ASSUMED" in x and "An assumption, not a measurement" in x for x in lines)
 
 
 def test_amount_adds_synthetic_images_and_unreported_work_is_named(tmp_path, probes):
@@ -218,3 +218,18 @@ def test_bench_run_with_eta_bar(tmp_path, probes, monkeypatch):
     assert s.exit_code == 0
     out = Bench(cfg, tmp_path / "out", loader=tiny_loader, progress=False).dry_run()
     assert "finished units:" in out and math.isfinite(len(out))
+
+
+def test_autotune_trial_timings_are_reused(tmp_path, probes):
+    from augengine import autotune
+
+    calls, fake = probes
+    b = _bench(tmp_path, arms=[])
+    est = Estimator(b, probe=fake, device="cpu")
+    key = autotune.cache_key(plugin="cyclegan", arch="G1x8", image_size=32, device="cpu", space={"precision": ["fp32"]})
+    res = autotune.Resolution(autotune.Variant(), "trial", key, {"fp32": 40.0, "bf16": 20.0, "fp32+cl": None})
+    autotune._store(key, res)
+    w = Work("cyclegan step", 10, {"plugin": "cyclegan", "autotune": {"plugin": "cyclegan", "arch": "G1x8",
+                                                                    "image_size": 32}}, 1, 32, flops=4e9)
+    assert est.rate(w) == pytest.approx(4e9 / 0.020)  # the fastest variant's step: 20 ms
+    assert calls == []
