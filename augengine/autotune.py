@@ -210,7 +210,7 @@ def cache_file() -> Path:
 def cache_key(*, plugin: str, arch: str, image_size: int, device: torch.device | str,
               space: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
     """The fields a cached choice depends on."""
-    return {"device": device_model(device), "torch": torch.__version__, "plugin": str(plugin), "arch": str(arch),
+    return {"device": device_model(device), "torch": str(torch.__version__), "plugin": str(plugin), "arch": str(arch),
             "image_size": int(image_size), "space": {k: list(v) for k, v in space.items()}}
 
 

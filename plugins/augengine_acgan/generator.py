@@ -17,11 +17,16 @@ import augengine
 from augengine import ConfigError, DataError, PluginError, TrainingDiverged, from_model, to_model
 from augengine.plugin_api import (
     LossScaler,
+    Resolution,
+    Variant,
     autocast_context,
-    autocast_dtype,
     load_checkpoint,
-    resolve_channels_last,
+    precision_options,
+    read_run_record,
+    resolve_variant,
     save_checkpoint,
+    static_variant,
+    timed_steps,
     select_device,
     Work,
     tensor_view,
@@ -77,11 +82,12 @@ class AcganConfig(augengine.PluginConfig):
     log_every: int = Field(10, ge=1, description="iterations between loss-log lines")
     grid_per_class: int = Field(8, ge=1, description="samples per class row in the sample grid")
     sample_batch_size: int = Field(64, ge=1, description="fixed batch of sample() (padded) so images do not depend on N")
+    # speed knobs: "auto" = measured at the start of a fit (augengine.autotune), recorded in run.json
     precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="auto = bf16 autocast on CUDA or on CPUs with native bf16, else fp32")
+        "auto", description="autocast precision; auto = measured (bf16 is a candidate on CUDA and CPUs with native bf16)")
     channels_last: Literal["auto", "on", "off"] = Field(
-        "auto", description="channels_last memory format; auto = on with autocast or CUDA")
-    compile: bool = Field(False, description="torch.compile G and D (timings: README, Benchmarks)")
+        "auto", description="channels_last memory format; auto = measured")
+    compile: bool | Literal["auto"] = Field("auto", description="torch.compile G and D; auto = measured")
     device: str = Field("auto", description="auto | cpu | cuda")
 
     @field_validator("image_size")
@@ -170,12 +176,58 @@ class AcganGenerator(augengine.Generator):
 
     # -- runtime choices -----------------------------------------------------------------
     @property
+    def variant(self) -> Variant:
+        """The speed variant in use: the resolved one after fit/load, else fixed settings as given and
+        ``auto`` knobs at their safe value (fp32, contiguous, eager)."""
+        speed = self.__dict__.get("speed")
+        return speed.variant if speed is not None else static_variant(self._requested())
+
+    def _requested(self) -> dict[str, Any]:
+        c = self.config
+        return {"precision": c.precision, "channels_last": c.channels_last, "compile": c.compile}
+
+    @property
     def amp_dtype(self) -> torch.dtype | None:
-        return autocast_dtype(self.device, self.config.precision)
+        return self.variant.autocast_dtype()
 
     @property
     def use_channels_last(self) -> bool:
-        return resolve_channels_last(self.config.channels_last, self.device, self.amp_dtype)
+        return self.variant.channels_last
+
+    def _resolve_speed(self, num_classes: int, total_steps: int, recorded: dict | None = None,
+                       progress: bool = False) -> Resolution:
+        """Resolve the ``auto`` speed knobs for a fit of ``total_steps`` iterations (augengine.autotune)."""
+        c = self.config
+        arch = (f"G{c.g_channels}-{c.class_embedding}-D{c.d_channels}-sn{int(c.spectral_norm)}-K{num_classes}"
+                f"-batch{c.batch_size}-diffaug{c.diffaugment or ''}")
+        flags = [False, True]
+        self.speed = resolve_variant(
+            plugin=self.name, arch=arch, image_size=c.image_size, device=self.device, requested=self._requested(),
+            options={"precision": precision_options(self.device), "channels_last": flags, "compile": flags},
+            trial=lambda v, n: self._trial(v, n, num_classes), total_steps=total_steps, recorded=recorded,
+            log=(lambda msg: tqdm.write(msg)) if progress else None)
+        return self.speed
+
+    def _trial(self, v: Variant, n: int, num_classes: int) -> list[float]:
+        """Seconds of each of ``n`` training steps of variant ``v`` on throwaway networks and random
+        images (the caller's RNG state is left as it was)."""
+        c = self.config
+        probe = type(self)({**c.model_dump(), "precision": v.precision, "channels_last": "on" if v.channels_last else "off",
+                            "compile": v.compile})
+        probe.device = self.device
+        probe.speed = Resolution(v, "fixed")
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            probe.build_networks(num_classes)
+            opt_g = torch.optim.Adam(probe.G.parameters(), lr=c.lr)
+            opt_d = torch.optim.Adam(probe.D.parameters(), lr=c.lr)
+            G, D = (torch.compile(probe.G), torch.compile(probe.D)) if v.compile else (probe.G, probe.D)
+            rng = torch.Generator().manual_seed(0)
+            B, S = c.batch_size, c.image_size
+            fmt = torch.channels_last if v.channels_last else torch.contiguous_format
+            x = (torch.rand(B, 3, S, S, generator=rng) * 2 - 1).to(self.device).contiguous(memory_format=fmt)
+            y = torch.randint(num_classes, (B,), generator=rng).to(self.device)
+            z = torch.randn(B, c.latent_dim, generator=rng).to(self.device)
+            return timed_steps(lambda i: probe.train_step(G, D, opt_g, opt_d, x, y, z, y, rng), n, self.device)
 
     def _autocast(self):
         return autocast_context(self.device, self.amp_dtype)
@@ -231,6 +283,13 @@ class AcganGenerator(augengine.Generator):
 
         # the global generator (weight init, dropout) is isolated from the caller by the engine
         # around every fit (augengine.plugin_api.isolated_global_rng)
+        recorded = None  # a resumed run keeps the speed variant it was trained with (same numerics)
+        if resume and run_dir is not None and (run_dir / CHECKPOINT).exists():
+            try:
+                recorded = read_run_record(run_dir).get("speed")
+            except (DataError, ConfigError, OSError):
+                recorded = None
+        self._resolve_speed(K, c.iterations, recorded=recorded, progress=progress)
         torch.manual_seed(seed)
         self.build_networks(K)
         lr_g, lr_d = c.lr_g or c.lr, c.lr_d or c.lr
@@ -263,7 +322,7 @@ class AcganGenerator(augengine.Generator):
         self.step = start
 
         G_train, D_train = self.G, self.D
-        if c.compile:
+        if self.variant.compile:
             G_train, D_train = torch.compile(self.G), torch.compile(self.D)
         fmt = torch.channels_last if self.use_channels_last else torch.contiguous_format
         fixed_z, fixed_y = self._fixed_noise(seed)
@@ -433,6 +492,7 @@ class AcganGenerator(augengine.Generator):
             "class_names": list(self.class_names),
             "train_counts": dict(self.train_counts),
             "config": self.config.model_dump(mode="json"),
+            "speed": self.speed.record() if self.__dict__.get("speed") is not None else None,
         }
 
     def _check_state(self, state: dict, path: Path) -> None:
@@ -470,7 +530,8 @@ class AcganGenerator(augengine.Generator):
     def _write_record(self, run_dir: Path, seed: int, train) -> None:
         write_run_record(run_dir, self, class_names=list(self.class_names), train_counts=dict(self.train_counts),
                          seed=int(seed), step=int(self.step), image_size=self.image_size,
-                         precision=str(self.amp_dtype or "fp32"), channels_last=self.use_channels_last)
+                         precision=str(self.amp_dtype or "fp32"), channels_last=self.use_channels_last,
+                         speed=self.speed.record() if self.__dict__.get("speed") is not None else None)
 
     @staticmethod
     def _plot_losses(run_dir: Path) -> None:
@@ -522,7 +583,7 @@ class AcganGenerator(augengine.Generator):
             x = torch.randint(0, 256, (b, c.image_size, c.image_size, 3), dtype=torch.uint8)
             y = torch.randint(0, k, (b,)).to(g.device)
             z = torch.randn(b, c.latent_dim).to(g.device)
-            G, D = (torch.compile(g.G), torch.compile(g.D)) if c.compile and g.device.type != "meta" else (g.G, g.D)
+            G, D = (torch.compile(g.G), torch.compile(g.D)) if g.variant.compile and g.device.type != "meta" else (g.G, g.D)
 
             def step():
                 xr = to_model(x, g.device).contiguous(memory_format=fmt)
@@ -622,6 +683,11 @@ class AcganGenerator(augengine.Generator):
             cfg["device"] = device
         self = cls(cfg)
         self.device = select_device(self.config.device)
+        if state.get("speed"):
+            speed = Resolution.from_record(state["speed"], where=f"{run_dir / CHECKPOINT} speed")
+            if speed.variant.precision not in precision_options(self.device):
+                speed.variant = Variant(**{**speed.variant.as_dict(), "precision": "fp32"})
+            self.speed = speed
         self.class_names = list(state["class_names"])
         self.train_counts = {k: int(v) for k, v in state["train_counts"].items()}
         self.build_networks(len(self.class_names))
