@@ -390,7 +390,7 @@ def test_preset_plans_on_demo_data(tmp_path):
         assert kinds.count("eval") == 1 + n_arms * n_amounts
         assert kinds.count("synth") == n_arms * n_amounts
         text = b.dry_run()
-        assert f"{len(units)} units" in text and "estimated time" in text
+        assert f"{len(units)} units" in text and "hours here" in text and "disk:" in text
     exp2 = [u for u in units if u.kind == "select"]
     assert sorted(u.spec["config"]["alpha"] for u in exp2) == [0.125, 0.25, 0.5, 1.0]
 
@@ -438,7 +438,7 @@ generator = "example-noise"
     args = ["bench", str(toml), "--out", str(out), "--no-progress"]
     r = runner.invoke(main, args + ["--dry-run"])
     assert r.exit_code == 0, r.output
-    assert "todo" in r.output and "estimated time" in r.output and "7 units" in r.output
+    assert "todo" in r.output and "hours here" in r.output and "7 units" in r.output
     r = runner.invoke(main, args)
     assert r.exit_code == 0, r.output
     assert "vs baseline" in r.output and "report.html" in r.output
