@@ -294,6 +294,7 @@ class Estimator:
         self.cache = _Cache(estimate_cache_file() if use_cache else None)
         self.log = log or (lambda msg: None)
         self.probes = 0  # probes run by this estimator (the rest came from caches)
+        self.errors: dict[str, str] = {}  # "kind plugin" → why its work() failed
         self.measured_on: set[str] = set()
         self._by_key = None
         self._classifier = None
@@ -450,7 +451,16 @@ class Estimator:
 
     def unit(self, u, done: Mapping[str, Any] | None = None) -> UnitEstimate:
         """The estimate of ``u``; ``done`` (its done.json) makes the recorded seconds count instead."""
-        items = self.unit_work(u)
+        try:
+            items = self.unit_work(u)
+        except Exception as e:  # noqa: BLE001 - a plugin's work() that fails costs its unit's estimate only
+            msg = " ".join(str(e).split())
+            if hasattr(e, "errors"):  # pydantic: the first error, one line
+                err = e.errors()[0]
+                msg = f"{getattr(e, 'title', '')}: {err.get('msg', msg)}"
+            self.errors.setdefault(f"{u.kind} {u.spec.get('generator') or u.spec.get('classifier') or ''}".strip(),
+                                   f"{type(e).__name__}: {msg[:200]}")
+            items = None
         if done is not None and isinstance(done.get("seconds"), (int, float)):
             flops = None
             if items is not None:  # FLOPs only: a finished unit needs no throughput
@@ -550,6 +560,8 @@ def format_estimate(bench, est: Estimator, *, disk: Callable[[Any], float] | Non
     lines.append(f"{'total':9s} {tot['todo']:>5d} / {tot['units']:<5d}{_tflop(tot['flops']):>11s} "
                  f"{_hours(tot['secs']):>11s} {human_bytes(tot['disk']) if disk else '-':>9s} {g_tot:>10.2f}")
     rate = tot["flops"] / tot["secs"] if tot["secs"] > 0 else 0.0
+    for what, why in est.errors.items():
+        lines.append(f"not reported: {what}: work() failed: {why}")
     if pending:
         lines.append("controls: resampling-control units planned once their synthetic set exists, estimated as "
                      "the arm's fits and twice its evaluations (the resampling itself: no network)")
