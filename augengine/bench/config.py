@@ -332,7 +332,10 @@ _EXP1 = {
     "evaluators": [{"name": "benefit"}],
     "arms": [
         {"name": "acgan", "generator": "acgan", "config": {"image_size": 128}},
-        {"name": "acgan+cyclegan", "generator": "acgan+cyclegan", "config": {"image_size": 256}},
+        # the composition makes its source ACGAN at the translators' 256 px (the paper: ACGAN at 128 px,
+        # CycleGAN at 256 px): one more generator stage than ACGAN's default widths (8 → 128 px) hold
+        {"name": "acgan+cyclegan", "generator": "acgan+cyclegan",
+         "config": {"image_size": 256, "source_config": {"g_channels": [768, 384, 256, 192, 96]}}},
     ],
 }
 
