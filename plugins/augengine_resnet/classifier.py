@@ -37,11 +37,17 @@ from augengine.plugin_api import (
     autocast_dtype,
     load_checkpoint,
     read_run_record,
+    Resolution,
+    Variant,
+    precision_options,
     resolve_channels_last,
+    resolve_variant,
     save_checkpoint,
     select_device,
     sha256_file,
+    static_variant,
     tensor_view,
+    timed_steps,
     work_autocast,
     write_run_record,
 )
@@ -79,8 +85,10 @@ class ResnetConfig(augengine.PluginConfig):
         "(augengine.data.Augment defaults); strong = + random affine and stronger colour jitter")
     drop_rate: float = Field(0.0, ge=0, lt=1, description="dropout before the classifier head")
     early_stopping_patience: int | None = Field(10, ge=1, description="stop after this many epochs without a better val balanced accuracy")
-    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto = bf16 autocast where the CPU has native bf16 / CUDA AMP")
-    channels_last: bool | Literal["auto"] = Field("auto", description="auto = on with bf16 or CUDA")
+    # speed knobs: "auto" = measured at the start of a fit (augengine.autotune), recorded in run.json
+    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="autocast precision; auto = measured (bf16 is a candidate where native / on CUDA)")
+    channels_last: bool | Literal["auto"] = Field("auto", description="channels-last memory format; auto = measured")
+    compile: bool | Literal["auto"] = Field("auto", description="torch.compile the training forward pass; auto = measured")
     device: str = Field("auto", description="auto, cpu or cuda")
     eval_batch_size: int = Field(256, ge=1, description="batch size of predict_proba/features")
 
@@ -206,11 +214,63 @@ class ResnetClassifier(augengine.Classifier):
         self.notes: list[str] = []
 
     # -- runtime choices ------------------------------------------------------------------
+    @property
+    def variant(self) -> Variant:
+        """The speed variant in use: the resolved one after fit/load, else fixed settings as given and
+        ``auto`` knobs at their safe value (fp32, contiguous, eager)."""
+        speed = self.__dict__.get("speed")
+        return speed.variant if speed is not None else static_variant(self._requested())
+
+    def _requested(self) -> dict:
+        c = self.config
+        return {"precision": c.precision, "channels_last": c.channels_last, "compile": c.compile}
+
     def _amp_dtype(self) -> torch.dtype | None:
-        return autocast_dtype(self.device, self.config.precision)
+        return self.variant.autocast_dtype()
 
     def _channels_last(self) -> bool:
-        return resolve_channels_last(self.config.channels_last, self.device, self._amp_dtype())
+        return self.variant.channels_last
+
+    def _resolve_speed(self, num_classes: int, total_steps: int, recorded: dict | None = None,
+                       progress: bool = False) -> Resolution:
+        """Resolve the ``auto`` speed knobs for a fit of ``total_steps`` optimizer steps (augengine.autotune)."""
+        from tqdm.auto import tqdm
+
+        c = self.config
+        flags = [False, True]
+        self.speed = resolve_variant(
+            plugin=self.name, arch=f"{c.arch}-K{num_classes}-batch{c.batch_size}", image_size=c.image_size,
+            device=self.device, requested=self._requested(), total_steps=total_steps, recorded=recorded,
+            options={"precision": precision_options(self.device), "channels_last": flags, "compile": flags},
+            trial=lambda v, n: self._trial(v, n, num_classes),
+            log=(lambda msg: tqdm.write(msg)) if progress else None)
+        return self.speed
+
+    def _trial(self, v: Variant, n: int, num_classes: int) -> list[float]:
+        """Seconds of each of ``n`` training steps (forward, backward, AdamW) of variant ``v`` on a
+        throwaway model and a random batch (the caller's RNG state is left as it was)."""
+        c = self.config
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            model = build_model(c.arch, num_classes, c.drop_rate).to(self.device)
+            if v.channels_last:
+                model = model.to(memory_format=torch.channels_last)
+            model.train()
+            forward = torch.compile(model) if v.compile else model
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+            g = torch.Generator().manual_seed(0)
+            x = torch.randint(0, 256, (c.batch_size, c.image_size, c.image_size, 3), dtype=torch.uint8, generator=g)
+            xb = to_model(x, self.device, channels_last=v.channels_last)
+            yb = torch.randint(num_classes, (c.batch_size,), generator=g).to(self.device)
+
+            def step(i):
+                with autocast_context(self.device, v.autocast_dtype()):
+                    logits = forward(xb)
+                loss = F.cross_entropy(logits.float(), yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+
+            return timed_steps(step, n, self.device)
 
     def _autocast(self):
         return autocast_context(self.device, self._amp_dtype())
@@ -323,8 +383,18 @@ class ResnetClassifier(augengine.Classifier):
         # caller around every fit (augengine.plugin_api.isolated_global_rng)
         random.seed(seed)
         np.random.seed(seed % (2**32))
+        recorded = None  # a resumed fit keeps the speed variant it was trained with (same numerics)
+        if resume and run_dir is not None and (run_dir / TRAIN_STATE).is_file():
+            try:
+                recorded = (load_checkpoint(run_dir / TRAIN_STATE).get("record") or {}).get("speed")
+            except DataError:
+                recorded = None
+        self._resolve_speed(num_classes, cfg.epochs * max(1, n // cfg.batch_size), recorded=recorded,
+                            progress=progress)
+        self.record["speed"] = self.speed.record()
         torch.manual_seed(seed)
         model = self._new_model(num_classes)
+        forward = torch.compile(model) if self.variant.compile else model
         weight = self._class_weights(y_np, num_classes)
 
         def loss_fn(logits, target):
@@ -348,7 +418,7 @@ class ResnetClassifier(augengine.Classifier):
             if train_mode:
                 xb = self._augment(xb, gen)
             with self._autocast():
-                logits = model(xb)
+                logits = forward(xb)
             return loss_fn(logits, y[idx].to(self.device))
 
         # state that resume restores
@@ -678,6 +748,11 @@ class ResnetClassifier(augengine.Classifier):
         if device is not None:
             cfg["device"] = device
         self = cls(**cfg)
+        if rec.get("speed"):
+            speed = Resolution.from_record(rec["speed"], where=f"{run_dir / 'run.json'} speed")
+            if speed.variant.precision not in precision_options(self.device):
+                speed.variant = Variant(**{**speed.variant.as_dict(), "precision": "fp32"})
+            self.speed = speed
         ckpt = load_checkpoint(run_dir / CHECKPOINT, map_location=self.device)
         self.class_names = list(ckpt["class_names"])
         self.train_counts = dict(ckpt.get("train_counts", {}))

@@ -65,3 +65,27 @@ def test_acgan_resume_reuses_the_recorded_variant(tmp_path, monkeypatch):
     r = ae.create_generator("acgan", **{**TINY16, "compile": False})
     r.fit(tiny_imageset(n_per_class=6, size=16, seed=0), run_dir=run, resume=True, progress=False)
     assert r.speed.source == "resume" and not r.variant.channels_last and not calls
+
+
+RESNET = {"arch": "resnet18", "image_size": 32, "epochs": 1, "batch_size": 8, "lr": 1e-3, "pretrained": None,
+          "early_stopping_patience": None}
+
+
+def test_resnet_trial_resolution_is_recorded_and_reused(tmp_path, monkeypatch):
+    from augengine_resnet.classifier import ResnetClassifier
+
+    clf = ae.create_classifier("resnet", **{**RESNET, "compile": False})
+    before = torch.get_rng_state()
+    res = clf._resolve_speed(3, total_steps=10_000)  # a real trial on a throwaway ResNet-18
+    assert torch.equal(before, torch.get_rng_state())
+    assert res.source == "trial" and res.timings_ms["fp32"] > 0 and "fp32+cl" in res.timings_ms
+
+    calls = []
+    monkeypatch.setattr(ResnetClassifier, "_trial", lambda self, v, n, k: calls.append(v.label) or [0.001] * n)
+    short = ae.create_classifier("resnet", **{**RESNET, "channels_last": False, "compile": False})
+    data = tiny_imageset(n_per_class=6, size=32, seed=0)
+    short.fit(data, run_dir=tmp_path / "run", progress=False)
+    short.save(tmp_path / "run")
+    rec = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert rec["speed"]["source"] == "default" and rec["speed"]["label"] == "fp32" and not calls
+    assert ae.create_classifier("resnet", **RESNET).load(tmp_path / "run").variant.label == "fp32"
