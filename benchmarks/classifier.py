@@ -67,7 +67,9 @@ RECIPE = {
     "channels_last": "auto",
 }
 TARGETS = {"accuracy": 0.80, "balanced_accuracy": 0.62, "macro_auc": 0.93, "train_minutes": 20.0}
-VARIANTS = {"fp32": ("fp32", False), "fp32+cl": ("fp32", True), "bf16": ("bf16", False), "bf16+cl": ("bf16", True)}
+# name -> (precision, channels_last, compile); "default" is filled in by the plugin's auto resolution
+VARIANTS = {"default": None, "fp32": ("fp32", False, False), "fp32+cl": ("fp32", True, False),
+            "bf16": ("bf16", False, False), "bf16+cl": ("bf16", True, False)}
 
 
 
@@ -83,11 +85,12 @@ def throughput(arch: str, size: int, batch: int, classes: int, warmup: int, step
     x_u8 = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8)
     y = torch.randint(0, classes, (batch,))
     for name in variants:
-        precision, cl = VARIANTS[name]
+        precision, cl, comp = VARIANTS[name]
         torch.manual_seed(0)
         model = build_model(arch, classes)
         if cl:
             model = model.to(memory_format=torch.channels_last)
+        forward = torch.compile(model) if comp else model
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
         ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if precision == "bf16" else None
         times = []
@@ -96,9 +99,9 @@ def throughput(arch: str, size: int, batch: int, classes: int, warmup: int, step
             x = to_model(x_u8, channels_last=cl)
             if ctx:
                 with ctx():
-                    logits = model(x)
+                    logits = forward(x)
             else:
-                logits = model(x)
+                logits = forward(x)
             loss = torch.nn.functional.cross_entropy(logits.float(), y)
             opt.zero_grad()
             loss.backward()
@@ -106,6 +109,8 @@ def throughput(arch: str, size: int, batch: int, classes: int, warmup: int, step
             if i >= warmup:
                 times.append(time.perf_counter() - t)
         ms = 1000 * float(np.median(times))
+        if name == "default":
+            name = f"default ({'+'.join([precision] + ['cl'] * cl + ['compile'] * comp)})"
         out[name] = {"ms_per_batch": round(ms, 1), "images_per_s": round(batch / ms * 1000, 1)}
     return out
 
@@ -185,13 +190,19 @@ def main(argv=None) -> int:
         batch, steps = (16, (1, 1)) if args.quick else (64, (3, 10))
         variants = [v for v in VARIANTS if not (args.quick and v.startswith("bf16") and not cpu_supports_bf16())]
         size = 64
+        # the default row: the plugin's auto settings, resolved as a fit of this recipe would (trial or cache)
+        probe = ae.create_classifier("resnet", **{**recipe, "image_size": size, "batch_size": batch})
+        res = probe._resolve_speed(len(table.class_names),
+                                   int(recipe.get("epochs", 30)) * max(1, len(sp.train) // batch), progress=True)
+        VARIANTS["default"] = (res.variant.precision, res.variant.channels_last, res.variant.compile)
+        print(f"default: {res.variant.label} ({res.source})")
         tp = throughput(recipe["arch"], size, batch, len(table.class_names), *steps, variants)
         steps_per_epoch = len(sp.train) // batch
         print(f"\nthroughput: {recipe['arch']} {size} px, batch {batch}, AdamW step (epoch = {len(sp.train)} images)")
-        print(f"{'variant':<10} {'ms/batch':>9} {'img/s':>8} {'epoch s':>8}")
+        print(f"{'variant':<22} {'ms/batch':>9} {'img/s':>8} {'epoch s':>8}")
         for k, v in tp.items():
             v["epoch_seconds"] = round(v["ms_per_batch"] * steps_per_epoch / 1000, 1)
-            print(f"{k:<10} {v['ms_per_batch']:>9.1f} {v['images_per_s']:>8.1f} {v['epoch_seconds']:>8.1f}")
+            print(f"{k:<22} {v['ms_per_batch']:>9.1f} {v['images_per_s']:>8.1f} {v['epoch_seconds']:>8.1f}")
         results["throughput"] = tp
 
     run_dir = Path(args.run_dir) if args.run_dir else Path(tempfile.mkdtemp(prefix="clf-bench-"))
