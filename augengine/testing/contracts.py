@@ -23,6 +23,7 @@ Override the hooks (``make_train_set``, ``fit_inputs``, ``make_classifier``,
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any, ClassVar
@@ -64,7 +65,16 @@ class _Contract:
 
     def make_plugin(self, **overrides):
         factory = getattr(ae, f"create_{self.kind}")
-        return factory(self.plugin_name, **{**self.config, **overrides})
+        config = {**self.config, **overrides}
+        # $AUGENGINE_TEST_DEVICE (e.g. cuda) runs the contracts on that device (benchmarks/gpu.sh)
+        device = os.environ.get("AUGENGINE_TEST_DEVICE")
+        if device and "device" not in overrides:
+            from augengine.registry import get_plugin_class
+
+            fields = getattr(get_plugin_class(self.kind, self.plugin_name), "Config").model_fields
+            if "device" in fields:
+                config["device"] = device
+        return factory(self.plugin_name, **config)
 
     def make_train_set(self) -> ImageSet:
         """Tiny training data; override for plugins that need something else."""
