@@ -180,12 +180,14 @@ def _sizes(image_size: int, min_size: int | None) -> list[int]:
 
 
 def probe_throughput(work: Work, device: torch.device, *, step_budget_s: float = 1.0,
-                     flops_at: Callable[[int, int], float] | None = None) -> dict[str, Any]:
+                     flops_at: Callable[[int, int], float] | None = None,
+                     start_flops: float | None = None) -> dict[str, Any]:
     """Measure the FLOP rate of ``work``'s step on ``device`` with a few timed steps.
 
     Rungs are the step at its batch and image size, the batch halved (down to 2), and — when
-    ``work.min_size`` allows — the image size halved. A cheap rung (batch 8 where the step has
-    one) is timed first (one warm-up step, up to five timed ones within ``3 × step_budget_s``);
+    ``work.min_size`` allows — the image size halved. The largest rung of at most
+    ``start_flops`` (default 10 GFLOP on a CPU, 2 TFLOP on CUDA), and at least batch 8 where the
+    step has one, is timed first (one warm-up step, up to five timed ones within ``3 × step_budget_s``);
     then the most expensive rung predicted to take at most ``step_budget_s`` from the rate so far,
     at most three rungs in all. Each rung counts its fastest step: on a shared machine the others
     measure the neighbours (an OpenMP thread descheduled by another process makes a step many
@@ -226,7 +228,13 @@ def probe_throughput(work: Work, device: torch.device, *, step_budget_s: float =
         return out
 
     rungs.reverse()  # cheapest first
+    # start at the largest rung of at most start_flops (a fraction of a second on this kind of
+    # device), and at least batch 8: tiny steps measure per-step overhead, not the FLOP rate
     i = next((j for j, (b, _) in enumerate(rungs) if b >= min(work.batch, 8)), 0)
+    full_f = flops_at(*rungs[-1])
+    limit = start_flops if start_flops is not None else (2e12 if device.type == "cuda" else 1e10)
+    fits = [j for j, (b, s) in enumerate(rungs) if full_f * (b * s * s) / (rungs[-1][0] * rungs[-1][1] ** 2) <= limit]
+    i = max([i, *fits])
     points: list[tuple[int, int, float, float]] = []  # (batch, size, flops, fastest step seconds)
     for _ in range(3):
         b, s = rungs[i]
@@ -250,7 +258,7 @@ def probe_throughput(work: Work, device: torch.device, *, step_budget_s: float =
         # read at the real batch and size (small batches waste a CPU's or GPU's width)
         (_, _, f1, t1), (_, _, f2, t2) = sorted(points, key=lambda p: p[2])[-2:]
         slope = (t2 - t1) / (f2 - f1) if f2 > f1 else 0.0
-        F = flops_at(full_b, full_s)
+        F = full_f
         if slope <= 0:
             rate = f2 / max(t2, 1e-9)
         else:
