@@ -58,14 +58,24 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+DEVICE = torch.device("cpu")  # --device
+
+
+def _sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def matmul_gflops(dtype: torch.dtype, n: int = 2048, reps: int = 8) -> float:
     """Best-of-``reps`` throughput of an n×n×n matmul in ``dtype`` (GFLOP/s)."""
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    a, b = torch.randn(n, n).to(DEVICE, dtype), torch.randn(n, n).to(DEVICE, dtype)
     torch.mm(a, b)
+    _sync()
     best = float("inf")
     for _ in range(reps):
         t = time.perf_counter()
         torch.mm(a, b)
+        _sync()
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best / 1e9
 
@@ -73,7 +83,7 @@ def matmul_gflops(dtype: torch.dtype, n: int = 2048, reps: int = 8) -> float:
 def make_trainer(size: int, batch: int, variant: dict, num_classes: int = 7, seed: int = 0):
     """A generator with networks and optimisers ready for ``train_step`` (paper architecture)."""
     gen = AcganGenerator(image_size=size, batch_size=batch, **variant)
-    gen.device = torch.device("cpu")
+    gen.device = DEVICE
     gen.class_names = [f"c{i}" for i in range(num_classes)]
     gen.train_counts = {c: 1 for c in gen.class_names}
     gen._resolve_speed(num_classes, gen.config.iterations)  # fixed variants: no trial
@@ -85,10 +95,10 @@ def make_trainer(size: int, batch: int, variant: dict, num_classes: int = 7, see
     G, D = (torch.compile(gen.G), torch.compile(gen.D)) if gen.variant.compile else (gen.G, gen.D)
     rng = torch.Generator().manual_seed(seed)
     fmt = torch.channels_last if gen.use_channels_last else torch.contiguous_format
-    x = to_model(torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8, generator=rng)).contiguous(
+    x = to_model(torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8, generator=rng), DEVICE).contiguous(
         memory_format=fmt)
-    y = torch.randint(num_classes, (batch,), generator=rng)
-    z = torch.randn(batch, c.latent_dim, generator=rng)
+    y = torch.randint(num_classes, (batch,), generator=rng).to(DEVICE)
+    z = torch.randn(batch, c.latent_dim, generator=rng).to(DEVICE)
 
     def step():
         return gen.train_step(G, D, opt_g, opt_d, x, y, z, y, rng)
@@ -150,7 +160,7 @@ def bench_training(sizes, batch, variants, warmup, iters, peak):
 
 def bench_generation(size: int, n: int, variant: dict, tmp: Path):
     gen = AcganGenerator(image_size=size, **variant)
-    gen.device = torch.device("cpu")
+    gen.device = DEVICE
     gen.class_names = ["MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC"]
     gen.train_counts = {c: 100 for c in gen.class_names}
     gen._resolve_speed(len(gen.class_names), gen.config.iterations)
@@ -176,7 +186,7 @@ def bench_generation(size: int, n: int, variant: dict, tmp: Path):
 
 def _curve(train, cfg: dict, seed: int, tmp: Path, tag: str) -> dict[str, np.ndarray]:
     run = tmp / f"curve-{tag}"
-    AcganGenerator(cfg).fit(train, run_dir=run, seed=seed, progress=False)
+    AcganGenerator({**cfg, "device": DEVICE.type}).fit(train, run_dir=run, seed=seed, progress=False)
     rows = [json.loads(x) for x in (run / "losses.jsonl").read_text().splitlines()]
     return {k: np.array([r[k] for r in rows]) for k in ("loss_d", "loss_g")}
 
@@ -250,14 +260,18 @@ def main(argv=None) -> int:
     p.add_argument("--classifier", default=None, help="classifier run dir (trained on real data)")
     p.add_argument("--generator", default=None, help="acgan run dir whose samples the classifier labels")
     p.add_argument("--per-class", type=int, default=200)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--skip-curves", action="store_true", help="skip the loss-curve comparison")
     a = p.parse_args(argv)
+    global DEVICE
+    DEVICE = torch.device(a.device)
 
     q = a.quick
     a.batch = a.batch or (16 if q else 64)
     sizes = a.sizes or ([32] if q else [32, 64, 128])
     iters = a.iters or (2 if q else 5)
     warmup = a.warmup if a.warmup is not None else (1 if q else 2)
-    native_bf16 = cpu_supports_bf16()
+    native_bf16 = torch.cuda.is_bf16_supported() if DEVICE.type == "cuda" else cpu_supports_bf16()
     variants = a.variants or [v for v in VARIANTS if not (("compile" in v) and (q or a.no_compile))
                               and (native_bf16 or "bf16" not in v)]
     gen_n = a.gen_n or (128 if q else 10000)
@@ -294,9 +308,10 @@ def main(argv=None) -> int:
         print(f"  {g['images_per_s_no_write']:.1f} img/s without writing, {g['images_per_s_with_hdf5']:.1f} img/s "
               f"into HDF5 (overhead {100 * g['write_overhead']:+.1f}%)")
         print(f"loss curves ({curve_iters} iterations at {curve_size} px, batch {curve_batch}):")
-        train = load_train(a.data, curve_size)
-        result["loss_curves"] = bench_curves(train, curve_size, curve_batch, curve_iters, default_variant, tmp)
-    for k in ("loss_d", "loss_g"):
+        if not a.skip_curves:
+            train = load_train(a.data, curve_size)
+            result["loss_curves"] = bench_curves(train, curve_size, curve_batch, curve_iters, default_variant, tmp)
+    for k in ("loss_d", "loss_g") if "loss_curves" in result else ():
         c = result["loss_curves"][k]
         print(f"  {k}: |default - fp32| = {c['default_vs_fp32']:.4f}, fp32 seed spread = {c['fp32_seed_spread']:.4f}"
               f" -> within noise: {c['within_noise']}")

@@ -79,24 +79,27 @@ def data_path() -> Path:
     return Path(os.environ.get("AUGENGINE_HAM10000", repo.parent / "shared" / "data" / "ham10000"))
 
 
-def throughput(arch: str, size: int, batch: int, classes: int, warmup: int, steps: int, variants) -> dict:
+def throughput(arch: str, size: int, batch: int, classes: int, warmup: int, steps: int, variants,
+               device: str = "cpu") -> dict:
     """ms per training step (forward, backward, AdamW) for each precision × memory format."""
     out = {}
+    dev = torch.device(device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     x_u8 = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8)
-    y = torch.randint(0, classes, (batch,))
+    y = torch.randint(0, classes, (batch,)).to(dev)
     for name in variants:
         precision, cl, comp = VARIANTS[name]
         torch.manual_seed(0)
-        model = build_model(arch, classes)
+        model = build_model(arch, classes).to(dev)
         if cl:
             model = model.to(memory_format=torch.channels_last)
         forward = torch.compile(model) if comp else model
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-        ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if precision == "bf16" else None
+        ctx = (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if precision == "bf16" else None
         times = []
         for i in range(warmup + steps):
             t = time.perf_counter()
-            x = to_model(x_u8, channels_last=cl)
+            x = to_model(x_u8, dev, channels_last=cl)
             if ctx:
                 with ctx():
                     logits = forward(x)
@@ -106,6 +109,7 @@ def throughput(arch: str, size: int, batch: int, classes: int, warmup: int, step
             opt.zero_grad()
             loss.backward()
             opt.step()
+            sync()
             if i >= warmup:
                 times.append(time.perf_counter() - t)
         ms = 1000 * float(np.median(times))
