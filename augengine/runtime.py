@@ -23,9 +23,9 @@ def select_device(name: str | torch.device | None = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is available here (use --device cpu or auto)")
+        raise ConfigError("device='cuda': no CUDA device is available here (expected 'cpu' or 'auto')")
     if name not in ("cpu",) and not name.startswith("cuda"):
-        raise ConfigError(f"--device {name!r}: expected auto, cpu or cuda")
+        raise ConfigError(f"device={name!r}: expected 'auto', 'cpu' or 'cuda'")
     return torch.device(name)
 
 

@@ -173,9 +173,12 @@ def parse_per_class(text: str | None) -> dict[str, int] | None:
 
 
 #: library argument → command-line flag, in messages raised by library code
-_FLAG_OF_ARGUMENT = (("resume=True", "--resume"), ("force=True", "--force"), ("(source=)", "(--source)"))
+_FLAG_OF_ARGUMENT = (("resume=True", "--resume"), ("force=True", "--force"), ("(source=)", "(--source)"),
+                     ("(classifier=RUN_DIR or a fitted Classifier)", "(--classifier RUN_DIR)"),
+                     ("(classifier=RUN_DIR)", "(--classifier RUN_DIR)"), ("(synthetic=SET.h5)", "(--set SET.h5)"),
+                     ("(target_class='MEL')", "(--class MEL)"), ("(expected 'cpu' or 'auto')", "(use --device cpu or auto)"))
 #: messages that start with a library argument's name
-_FLAG_OF_PREFIX = (("per_class: ", "--per-class: "), ("n: ", "--n: "), ("source_class ", "--source-class "))
+_FLAG_OF_PREFIX = (("per_class: ", "--per-class: "), ("n: ", "--n: "), ("source_class ", "--source-class "), ("device=", "--device "))
 
 
 def cli_message(error: BaseException) -> str:

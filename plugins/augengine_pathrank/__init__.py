@@ -73,7 +73,7 @@ class PathRankFilter(ae.Filter):
             - output: :math:`(N,)` float64.
         """
         if classifier is None:
-            raise PluginError("filter 'path-rank': needs a classifier (--classifier RUN_DIR)")
+            raise PluginError("filter 'path-rank': needs a classifier (classifier=RUN_DIR or a fitted Classifier)")
         names = [c.lower() for c in classifier.class_names]
         inputs = images
         if [c.lower() for c in images.class_names] != names:
@@ -154,7 +154,7 @@ class PathRankFilter(ae.Filter):
                        seed: int = 0, classifier_run: str | None = None) -> dict[str, Any]:
         """Select from a real split; returns the selection record (:func:`augengine.selection.selection_record`)."""
         if target_class is None:
-            raise DataError("filter 'path-rank': a real dataset needs a target class (--class MEL)")
+            raise DataError("filter 'path-rank': a real dataset needs a target class (target_class='MEL')")
         scores = self.score(images, classifier=classifier, target_class=target_class)
         kept = self.select(images, classifier=classifier, target_class=target_class, seed=seed, scores=scores)
         return selection_record(images, kept, scores, filter_name=self.name,

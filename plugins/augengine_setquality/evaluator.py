@@ -140,10 +140,10 @@ class SetQualityEvaluator(augengine.Evaluator):
         if isinstance(classifier, (list, tuple)):
             classifier = classifier[0] if classifier else None
         if classifier is None and cfg.features == "classifier":
-            raise DataError("evaluator 'set-quality': needs a trained classifier (--classifier RUN_DIR) "
+            raise DataError("evaluator 'set-quality': needs a trained classifier (classifier=RUN_DIR) "
                             "whose features define the feature space; got none")
         if synthetic is None:
-            raise DataError("evaluator 'set-quality': needs a synthetic set (--set SET.h5); got none")
+            raise DataError("evaluator 'set-quality': needs a synthetic set (synthetic=SET.h5); got none")
         if train is None:
             raise DataError("evaluator 'set-quality': needs the real training set (train=...); got none")
         if cfg.features == "inception" and not cfg.inception_weights:

@@ -175,3 +175,23 @@ def test_library_names_arguments_cli_names_flags(tmp_path):
     assert r.exit_code == 2 and "error: --per-class: class 'XYZ'" in r.output, r.output
     r = run("generate", "example-noise", "--run", tmp_path / "run", "--n", "0", "--out", tmp_path / "b.h5")
     assert r.exit_code == 2 and "error: --n: expected a positive number" in r.output, r.output
+
+
+def test_device_and_plugin_input_errors_name_arguments_in_library_and_flags_on_cli(tmp_path):
+    from augengine.runtime import select_device
+
+    with pytest.raises(ae.ConfigError, match=r"^device='tpu': expected 'auto', 'cpu' or 'cuda'"):
+        select_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ae.ConfigError, match=r"^device='cuda': no CUDA device .*\(expected 'cpu' or 'auto'\)"):
+            select_device("cuda")
+        r = run("fit", "resnet", "--device", "cuda", "--out", tmp_path / "r")
+        assert r.exit_code == 2 and "error: --device 'cuda': no CUDA device is available here (use --device cpu or auto)" in r.output, r.output
+    flt = ae.create_filter("path-rank")
+    with pytest.raises(ae.DataError, match=r"target_class='MEL'") as e:
+        flt.select_dataset(tiny_imageset(n_per_class=2, size=8), classifier=None, target_class=None)
+    assert "--" not in str(e.value)
+    q = ae.create_evaluator("set-quality")
+    with pytest.raises(ae.DataError, match=r"classifier=RUN_DIR") as e:
+        q.evaluate(None, tiny_imageset(n_per_class=2, size=8))
+    assert "--" not in str(e.value)
