@@ -96,7 +96,7 @@ def run_ours(variant: str, size: int, iters: int, warmup: int, blocks: int, devi
     def step(i):
         x, y = data[i % len(data)]
         return g._train_step(g._to_model(((x + 1) * 127.5).round().byte().permute(0, 2, 3, 1)),
-                             g._to_model(((y + 1) * 127.5).round().byte().permute(0, 2, 3, 1)))
+                             g._to_model(((y + 1) * 127.5).round().byte().permute(0, 2, 3, 1))).tolist()
 
     return {**_time_loop(step, iters, warmup, log_losses, device,
                          translate=lambda imgs: g.translate(imgs, np.zeros(len(imgs), np.int64))), **resolved}

@@ -394,6 +394,7 @@ class CycleGanGenerator(ae.Generator):
 
         bar = tqdm(total=total, initial=self.step, desc="fit cyclegan", unit="it", disable=not progress)
         perm, perm_epoch = None, -1
+        pending: list[torch.Tensor] = []  # losses of the iterations since they were last read
         while self.step < total:
             epoch, pos = divmod(self.step, epoch_len)
             if epoch != perm_epoch:
@@ -404,23 +405,34 @@ class CycleGanGenerator(ae.Generator):
             ib = torch.randint(len(Y), (c.batch_size,), generator=g)
             real_x = self._to_model(_crop_flip(X[ia], c.image_size, c.flip, g))
             real_y = self._to_model(_crop_flip(Y[ib], c.image_size, c.flip, g))
-            losses = self._train_step(real_x, real_y)
+            pending.append(self._train_step(real_x, real_y))
             self.step += 1
             if self.step % epoch_len == 0:
                 self.sched_G.step()
                 self.sched_D.step()
-            if not all(math.isfinite(v) for v in losses):
-                bad = LOSS_NAMES[[i for i, v in enumerate(losses) if not math.isfinite(v)][0]]
-                raise TrainingDiverged(
-                    f"generator 'cyclegan': loss {bad} became {losses[LOSS_NAMES.index(bad)]} at iteration "
-                    f"{self.step} (epoch {epoch + 1}); lower lr or use precision=fp32"
-                    + (f"; last good checkpoint in {run_dir}" if ckpt is not None and ckpt.exists() else ""))
-            if self.step % c.log_every == 0 or self.step == total:
+            # the losses stay on the device until a log line, sample grid or checkpoint needs them
+            # (reading them every iteration would make a GPU wait for each step); every
+            # iteration's losses are still checked, before anything is written
+            due_log = self.step % c.log_every == 0 or self.step == total
+            due_sample = run_dir is not None and c.sample_every and self.step % c.sample_every == 0
+            due_ckpt = ckpt is not None and (self.step % c.checkpoint_every == 0 or self.step == total)
+            if due_log or due_sample or due_ckpt or self._on_step is not None:
+                rows = torch.stack(pending).tolist()
+                pending.clear()
+                for k, losses in enumerate(rows):
+                    if not all(math.isfinite(v) for v in losses):
+                        it = self.step - len(rows) + 1 + k
+                        bad = LOSS_NAMES[[i for i, v in enumerate(losses) if not math.isfinite(v)][0]]
+                        raise TrainingDiverged(
+                            f"generator 'cyclegan': loss {bad} became {losses[LOSS_NAMES.index(bad)]} at iteration "
+                            f"{it} (epoch {(it - 1) // epoch_len + 1}); lower lr or use precision=fp32"
+                            + (f"; last good checkpoint in {run_dir}" if ckpt is not None and ckpt.exists() else ""))
+            if due_log:
                 self.history.append([float(self.step), *losses, self.lr])
                 bar.set_postfix(G=f"{sum(losses[:6]):.3f}", D=f"{losses[6] + losses[7]:.3f}", lr=f"{self.lr:.2e}")
-            if run_dir is not None and c.sample_every and self.step % c.sample_every == 0:
+            if due_sample:
                 self.write_samples(fixed, run_dir / "samples" / f"iter_{self.step:07d}.png")
-            if ckpt is not None and (self.step % c.checkpoint_every == 0 or self.step == total):
+            if due_ckpt:
                 save_checkpoint(self._state(), ckpt)
                 self._write_record(run_dir)
             bar.update(1)
@@ -467,7 +479,8 @@ class CycleGanGenerator(ae.Generator):
             - real_x, real_y: :math:`(B, 3, S, S)` in [-1, 1].
 
         Returns:
-            the eight losses of :data:`LOSS_NAMES` as floats.
+            the eight losses of :data:`LOSS_NAMES`, a detached float tensor on the device (reading
+            it waits for the step: the fit reads them only when it logs or checkpoints).
         """
         c = self.config
         v = self.variant
@@ -520,8 +533,7 @@ class CycleGanGenerator(ae.Generator):
         self.loss_scaler.backward(d_y + d_x)
         self.loss_scaler.step(self.opt_D)
         self.loss_scaler.update()
-        vals = torch.stack([g_gan_y, g_gan_x, cyc_x, cyc_y, l_idt_y, l_idt_x, d_y, d_x]).detach().float().cpu()
-        return vals.tolist()
+        return torch.stack([g_gan_y, g_gan_x, cyc_x, cyc_y, l_idt_y, l_idt_x, d_y, d_x]).detach().float()
 
     def _gen_pass(self, for_g: torch.Tensor, for_f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(G(for_g), F(for_f))`` — one grouped pass when the variant groups the generators."""

@@ -118,3 +118,22 @@ def test_auto_is_measured_recorded_and_reused_by_resume(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         h.fit(tiny_imageset(n_per_class=4, size=32, seed=0), run_dir=tmp_path / "run", resume=True, progress=False)
     assert h.speed.source == "resume" and h.variant.grouped and not calls
+
+
+def test_losses_read_only_when_needed_still_name_the_diverged_iteration(tmp_path, monkeypatch):
+    from augengine.errors import TrainingDiverged
+
+    orig = CycleGanGenerator._train_step
+    count = {"n": 0}
+
+    def step(self, x, y):
+        out = orig(self, x, y)
+        count["n"] += 1
+        assert isinstance(out, torch.Tensor)  # not read (no sync) inside the step
+        return out * float("nan") if count["n"] == 3 else out
+
+    monkeypatch.setattr(CycleGanGenerator, "_train_step", step)
+    g = CycleGanGenerator(**{**TINY, "iterations": 8, "log_every": 5, "checkpoint_every": 5})
+    with pytest.raises(TrainingDiverged, match=r"iteration 3 \(epoch"):
+        g.fit(tiny_imageset(n_per_class=4, size=32, seed=0), run_dir=tmp_path / "run", progress=False)
+    assert count["n"] == 5 and not (tmp_path / "run" / "checkpoint.pt").exists()  # nothing written after it
