@@ -642,7 +642,7 @@ class EtaBar:
             return
         try:
             if self._est is None:
-                self._est = self.bench.estimator()
+                self._est = self.bench.estimator(log=lambda msg: self._bar.write(msg, file=self._bar.fp))
             for u in units:
                 e = self._est.unit(u)
                 self.estimates[u.key] = e.seconds if e.source == "estimated" else None
