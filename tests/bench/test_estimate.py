@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 
 import pytest
 import torch
@@ -217,7 +216,25 @@ def test_bench_run_with_eta_bar(tmp_path, probes, monkeypatch):
     s = b.run()
     assert s.exit_code == 0
     out = Bench(cfg, tmp_path / "out", loader=tiny_loader, progress=False).dry_run()
-    assert "finished units:" in out and math.isfinite(len(out))
+    n = s.total
+    total = next(x for x in out.splitlines() if x.startswith("total"))
+    assert total.split()[1:4] == ["0", "/", str(n)]  # nothing left to run
+    assert "finished units:" in out and "h recorded" in out
+
+
+def test_failing_work_hook_costs_its_units_only(tmp_path, probes, monkeypatch):
+    _, fake = probes
+    b = _bench(tmp_path, arms=[])
+
+    def broken(cls, config, **kw):
+        raise ValueError("widths do not fit 256 px")
+
+    monkeypatch.setattr(MeanColourClassifier, "work", classmethod(broken))
+    est = Estimator(b, probe=fake)
+    u = next(u for u in b.plan().units if u.kind == "clffit")
+    assert est.unit(u).source == "not reported"
+    lines = format_estimate(b, est)
+    assert any("work() failed: ValueError: widths do not fit 256 px" in x for x in lines)
 
 
 def test_autotune_trial_timings_are_reused(tmp_path, probes):
