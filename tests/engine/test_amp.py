@@ -78,8 +78,11 @@ def test_plugins_train_fp16_through_the_scaler(monkeypatch, tmp_path, module, na
 
     import augengine.amp as amp
 
-    mod = importlib.import_module(module)
-    monkeypatch.setattr(mod, "autocast_dtype", lambda device, precision="auto": torch.float16)
+    from augengine.autotune import Variant
+
+    importlib.import_module(module)
+    # every plugin takes its autocast dtype from the resolved speed variant (augengine.autotune)
+    monkeypatch.setattr(Variant, "autocast_dtype", lambda self: torch.float16)
     used = []
     real_init = amp.LossScaler.__init__
 
