@@ -128,7 +128,7 @@ def resolve_plugin_config(kind: str, name: str, config: dict[str, Any], cfg: Ben
         data["image_size"] = cfg.image_size
     if "device" in fields and "device" not in data and cfg.device != "auto":
         data["device"] = cfg.device
-    model = validate_config(cls.Config, data, owner=f"{kind} {pname!r}")
+    model = validate_config(cls.Config, data, owner=f"{kind} {pname!r}", strict=True)  # typed in TOML or -o
     out = model.model_dump(mode="json")
     for k in skip:
         out.pop(k, None)

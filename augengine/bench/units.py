@@ -93,10 +93,11 @@ def _run_clffit(u: Unit, ctx: Ctx) -> dict[str, Any]:
     run = ctx.work / "run"
     # an interrupted fit continues from its last epoch checkpoint, bit-identical to an
     # uninterrupted fit (tests/plugins/test_resnet.py::test_resume_after_sigkill_is_bit_identical)
+    # the unit's own folder: what is there and not resumed is an earlier attempt, started over
+    # (the fit seeds itself inside and leaves the host's RNG state alone: augengine.rng)
     resume = ctx.cfg.resume_fits and _has_checkpoint(run)
-    ae.seed_everything(s["seed"])
     clf.fit(ctx.data.train, val=ctx.data.val, synthetic=synthetic, amount=amount, run_dir=run, resume=resume,
-            seed=s["seed"], progress=ctx.progress)
+            force=not resume, seed=s["seed"], progress=ctx.progress)
     clf.save(run)
     return {"amount_count": amount or 0, "n_train_real": len(ctx.data.train)}
 
@@ -165,8 +166,8 @@ def _run_genfit(u: Unit, ctx: Ctx) -> dict[str, Any]:
     gen = ae.create_generator(s["generator"], **config)
     run = ctx.work / "run"
     resume = ctx.cfg.resume_fits and _has_checkpoint(run)
-    ae.seed_everything(s["seed"])
-    gen.fit(ctx.data.train, val=ctx.data.val, run_dir=run, resume=resume, seed=s["seed"], progress=ctx.progress)
+    gen.fit(ctx.data.train, val=ctx.data.val, run_dir=run, resume=resume, force=not resume, seed=s["seed"],
+            progress=ctx.progress)
     gen.save(run)
     return {"class_names": list(gen.class_names), "mode": gen.mode}
 
@@ -261,6 +262,8 @@ def _run_eval(u: Unit, ctx: Ctx) -> dict[str, Any]:
     reference = s.get("reference")  # "resample": ``base`` are the arm's resampling-control fits
     if reference and _takes(ev.evaluate, "names"):
         kw["names"] = REFERENCE_NAMES[reference]
+    if _takes(ev.evaluate, "train"):  # lets the evaluator flag test images that are training images
+        kw["train"] = ctx.data.train
     result = ev.evaluate(_one_or_list(arm), _test_set(ctx, s["test_set"]), baseline=_one_or_list(base) if base else None,
                          seed=0, **kw)
     verdicts = list(result.verdicts)

@@ -517,3 +517,44 @@ def test_two_external_sets_with_one_folder_name_stay_apart(tmp_path):
     evals = [u for u in b.plan().units if u.kind == "eval"]
     per_set = {t: [u for u in evals if u.meta["test_set"] == t] for t in ["test", *names]}
     assert all(per_set[t] for t in per_set) and len({u.dirname for u in evals}) == len(evals)
+
+
+def test_fit_units_not_resumed_start_over_their_own_earlier_attempt(tmp_path):
+    """A fit unit killed after its checkpoint but before done.json, rerun with resume_fits off,
+    starts over in its own folder (force) instead of being refused by the run-directory rule."""
+    import shutil
+
+    cfg = _kill_cfg(resume_fits=False)
+    ref = tmp_path / "ref"
+    assert Bench(cfg, ref, loader=benchkit.tiny_loader, progress=False).run().exit_code == 0
+    out = tmp_path / "again"
+    shutil.copytree(ref, out)
+    (out / "results.jsonl").unlink()
+    genfit = next(p for p in (out / "units").iterdir() if p.name.startswith("genfit-"))
+    assert (genfit / "run" / "run.json").exists()
+    (genfit / "done.json").unlink()
+    genfit.rename(genfit.with_name(genfit.name + ".partial"))  # as a SIGKILL after the checkpoint leaves it
+    s = Bench(cfg, out, loader=benchkit.tiny_loader, progress=False).run()
+    assert s.exit_code == 0, s.undone
+    assert (out / "results.jsonl").read_text() == (ref / "results.jsonl").read_text()
+
+
+def test_bench_plugin_values_are_strict_and_eval_flags_training_images_in_external_sets(tmp_path):
+    from augengine.bench.data import BenchData
+
+    bad = benchkit.tiny_config(arms=[{"name": "noise", "generator": "example-noise", "config": {"image_size": "16"}}])
+    with pytest.raises(ae.ConfigError, match="image_size"):
+        Bench(bad, tmp_path / "bad", loader=benchkit.tiny_loader, progress=False).plan()
+
+    def loader(cfg):  # the external set 'leak' is five training images
+        d = benchkit.tiny_loader(cfg)
+        ext = {"leak": d.train.subset(list(range(5)))}
+        return BenchData(d.train, d.val, d.test, ext, d.fingerprint, {"leak": "leak-fp"})
+
+    cfg = benchkit.tiny_config(amounts=[6], classifier_seeds=[0], test_data=["leak"],
+                               arms=[{"name": "noise", "generator": "example-noise"}],
+                               evaluators=[{"name": "benefit", "config": {"n_boot": 100}}])
+    s = Bench(cfg, tmp_path / "out", loader=loader, progress=False).run()
+    assert s.exit_code == 0, s.undone
+    verdicts = (tmp_path / "out" / "verdicts.txt").read_text()
+    assert "5 of 5 images of this set are training images" in verdicts, verdicts
