@@ -58,8 +58,8 @@ from augengine.selection import (
     write_selection,
 )
 
-# Speed settings that are measured rather than guessed (augengine.autotune) are re-exported
-# here, next to the runtime helpers, once they exist; plugins import them from this module.
+# Speed settings that are measured rather than guessed (augengine.autotune), next to the
+# runtime helpers; plugins import them from this module.
 from augengine.autotune import Resolution, Variant, precision_options, resolve_variant, static_variant, timed_steps
 
 __all__ = [
