@@ -151,4 +151,3 @@ def read_run_record(run_dir: str | Path) -> dict[str, Any]:
         return json.loads(p.read_text())
     except json.JSONDecodeError as e:
         raise DataError(f"{p}: not valid JSON ({e})") from None
-
