@@ -551,10 +551,21 @@ def _load_demo(path: Path | None = None) -> ImageTable:
 FORMAT_OPTIONS = {"isic2018": ("part",), "isic2020": ("labels", "unknown"), "csv": ("labels",)}
 
 
-def detect_format(path: str | Path) -> str:
-    """Which loader fits ``path`` (DataError when none does or it does not exist)."""
+def _public_layouts(p: Path) -> list[str]:
+    """The public layouts (ISIC 2018 Task 3, ISIC 2020, PH2) whose files ``p`` (a file or folder) holds, in that order."""
     from augengine.data.formats import isic2018, isic2020, ph2
 
+    return [name for name, mod in (("isic2018", isic2018), ("isic2020", isic2020), ("ph2", ph2)) if mod.detect(p)]
+
+
+def _structured_layouts(folder: Path) -> list[str]:
+    """Every structured format whose files ``folder`` holds, in the order :func:`detect_format` prefers them."""
+    return ([name for name, csv in (("ham10000", HAM_CSV), ("isic2019", ISIC_GT_CSV)) if (folder / csv).exists()]
+            + _public_layouts(folder))
+
+
+def detect_format(path: str | Path) -> str:
+    """Which loader fits ``path`` (DataError when none does or it does not exist)."""
     if str(path) == "demo":
         return "demo"
     p = Path(path)
@@ -567,26 +578,16 @@ def detect_format(path: str | Path) -> str:
             return "ham10000"
         if p.name == ISIC_GT_CSV:
             return "isic2019"
-        if isic2018.detect(p):
-            return "isic2018"
-        if isic2020.detect(p):
-            return "isic2020"
-        if ph2.detect(p):
-            return "ph2"
+        found = _public_layouts(p)
+        if found:
+            return found[0]
         hint = (" (any other spreadsheet: format csv with csv=, image_col=, label_col=)"
                 if p.suffix.lower() in (".csv", ".tsv", ".txt") else "")
         raise DataError(f"{p}: unknown dataset file; expected a folder, a MedMNIST .npz, {HAM_CSV}, {ISIC_GT_CSV}, "
                         f"an ISIC 2018 Task 3 ground-truth CSV, ISIC 2020 train.csv or PH2_dataset.txt{hint}")
-    if (p / HAM_CSV).exists():
-        return "ham10000"
-    if (p / ISIC_GT_CSV).exists():
-        return "isic2019"
-    if isic2018.detect(p):
-        return "isic2018"
-    if isic2020.detect(p):
-        return "isic2020"
-    if ph2.detect(p):
-        return "ph2"
+    found = _structured_layouts(p)
+    if found:
+        return found[0]
     npz = sorted(p.glob("*.npz"))
     subdirs = [e for e in os.scandir(p) if e.is_dir() and not e.name.startswith(".")]
     if len(npz) == 1 and not subdirs:
@@ -646,14 +647,7 @@ def scan_dataset(path="demo", *, format: str = "auto", csv: str | Path | None = 
 
 def _also_detected(p: Path) -> list[str]:
     """Every structured format whose files ``p`` holds (more than one: all but the one read are reported)."""
-    from augengine.data.formats import isic2018, isic2020, ph2
-
-    found = []
-    for name, hit in (("ham10000", lambda: (p / HAM_CSV).exists()), ("isic2019", lambda: (p / ISIC_GT_CSV).exists()),
-                      ("isic2018", lambda: isic2018.detect(p)), ("isic2020", lambda: isic2020.detect(p)),
-                      ("ph2", lambda: ph2.detect(p))):
-        if hit():
-            found.append(name)
+    found = _structured_layouts(p)
     return found if len(found) > 1 else []
 
 
