@@ -356,10 +356,6 @@ def test_unfinished_units_are_listed_and_exit_nonzero(tmp_path):
     toml.write_text('data = "demo"\nimage_size = 8\namounts = [20]\nclassifier_seeds = [0]\nset_quality = "off"\n'
                     'plugin_modules = ["benchkit"]\n[classifier]\nname = "mean-colour"\n[[evaluators]]\n'
                     'name = "tiny-benefit"\n[[arms]]\nname = "boom"\ngenerator = "boom"\n')
-    try:
-        ae.load_dataset("demo")
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"data layer not ready: {e}")
     r = CliRunner().invoke(main, ["bench", str(toml), "--out", str(tmp_path / "b"), "--no-progress"])
     assert r.exit_code == 1, r.output
     assert "1 unit(s) failed: gen-boom-g0" in r.output, r.output
@@ -374,10 +370,6 @@ def _have_demo_plugins() -> bool:
 
 @pytest.mark.skipif(not _have_demo_plugins(), reason="built-in plugins not installed")
 def test_preset_plans_on_demo_data(tmp_path):
-    try:
-        ae.load_dataset("demo")
-    except ae.DataError as e:
-        pytest.skip(f"data layer not ready: {e}")
     from augengine.bench.graph import KIND_ORDER  # noqa: F401
 
     for preset, n_arms, n_amounts in (("quick", 2, 2), ("paper-exp1", 2, 5), ("paper-exp2", 4, 8)):
@@ -411,11 +403,6 @@ def test_cli_bench_and_report(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     from augengine.cli import main
-
-    try:
-        ae.load_dataset("demo")
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"data layer not ready: {e}")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
     toml = tmp_path / "b.toml"
     toml.write_text("""
@@ -497,11 +484,6 @@ def test_output_filter_cut_keeps_the_generated_class_mix():
 def test_two_external_sets_with_one_folder_name_stay_apart(tmp_path):
     """``a/ham`` and ``b/ham`` are two test sets: two safe, readable names, their own evaluation units."""
     from PIL import Image
-
-    try:
-        ae.load_dataset("demo")
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"data layer not ready: {e}")
     rng = np.random.default_rng(0)
     for parent in ("a", "b"):
         for cls in ("MEL", "NV"):
@@ -558,3 +540,19 @@ def test_bench_plugin_values_are_strict_and_eval_flags_training_images_in_extern
     assert s.exit_code == 0, s.undone
     verdicts = (tmp_path / "out" / "verdicts.txt").read_text()
     assert "5 of 5 images of this set are training images" in verdicts, verdicts
+
+
+def test_bench_with_the_real_benefit_and_set_quality_evaluators(tmp_path):
+    """The report's extraction of real benefit metrics and the bench's set-quality unit, end to end."""
+    cfg = benchkit.tiny_config(amounts=[6], classifier_seeds=[0], set_quality="on", controls=[],
+                               arms=[{"name": "noise", "generator": "example-noise"}],
+                               evaluators=[{"name": "benefit", "config": {"n_boot": 100}}])
+    s = Bench(cfg, tmp_path / "out", loader=benchkit.tiny_loader, progress=False).run()
+    assert s.exit_code == 0, s.undone
+    rows = [json.loads(x) for x in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    quality = [r for r in rows if r["kind"] == "synthetic-set"]
+    assert len(quality) == 1 and "synthetic.overall.kid" in quality[0]["metrics"]
+    clf = [r for r in rows if r["kind"] == "classifier" and r["arm"] == "noise"]
+    assert clf and "sets.test.overall.balanced_accuracy" in clf[0]["metrics"]
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "Synthetic set quality" in html and "KID ×10³ ± std" in html and "synthetic.overall" not in html
