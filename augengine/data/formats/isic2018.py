@@ -85,23 +85,12 @@ def _lesion_ids(root: Path, csv_dirs: list[Path]) -> tuple[dict[str, str], list[
             p = d / f"ISIC2018_Task3_{part}_LesionGroupings.csv"
             if p.is_file() and p.resolve() not in seen:
                 seen.add(p.resolve())
-                header, rows = _read_csv(p)
-                if "image" not in header or "lesion_id" not in header:
-                    raise DataError(f"{p}: header must contain columns image, lesion_id; found {','.join(header)}")
-                ii, li = header.index("image"), header.index("lesion_id")
-                for r in rows:
-                    if len(r) > max(ii, li) and r[li].strip():
-                        lesion[r[ii].strip()] = r[li].strip()
+                lesion.update(_lesion_column(p, "image"))
                 used.append(p.name)
     ham = root / HAM_CSV
     if ham.is_file():
-        header, rows = _read_csv(ham)
-        if "image_id" not in header or "lesion_id" not in header:
-            raise DataError(f"{ham}: header must contain columns image_id, lesion_id; found {','.join(header)}")
-        ii, li = header.index("image_id"), header.index("lesion_id")
-        for r in rows:
-            if len(r) > max(ii, li) and r[li].strip():
-                lesion.setdefault(r[ii].strip(), r[li].strip())
+        for image, lesion_id in _lesion_column(ham, "image_id").items():
+            lesion.setdefault(image, lesion_id)
         used.append(ham.name)
     return lesion, used
 
@@ -192,3 +181,13 @@ def load(path: Path, *, part=None) -> ImageTable:
                       meta={"labels_from": f"one-hot columns {','.join(COLUMNS)} of "
                                            f"{', '.join(p.name for p in parts.values())}",
                             "groups_from": groups_from, "group_kind": "lesion", "parts": list(parts)})
+
+
+def _lesion_column(path: Path, image_col: str) -> dict[str, str]:
+    """image → lesion_id of a CSV with columns ``image_col`` and ``lesion_id`` (rows without a lesion id skipped)."""
+    header, rows = _read_csv(path)
+    if image_col not in header or "lesion_id" not in header:
+        raise DataError(f"{path}: header must contain columns {image_col}, lesion_id; found {','.join(header)}")
+    ii, li = header.index(image_col), header.index("lesion_id")
+    return {r[ii].strip(): r[li].strip() for r in rows if len(r) > max(ii, li) and r[li].strip()}
+
