@@ -331,8 +331,14 @@ def _trial_search(space, trial: Trial, steps: int, warmup: int, share: float, to
             timings[v.label] = None
             spent += time.perf_counter() - t0
             return None
-        spent += time.perf_counter() - t0
         ms = statistics.median(secs[w:] or secs) * 1000.0
+        if timings:
+            spent += time.perf_counter() - t0
+        else:
+            # the first candidate's warm-up also pays what the process pays once whatever runs
+            # first (CUDA context, cuDNN/oneDNN set-up, allocator growth): seconds on a GPU, which
+            # the fit would pay without a trial. Charge it at its steady-state step time.
+            spent += (w + steps) * ms / 1000.0
         timings[v.label] = round(ms, 3)
         say(f"autotune: {v.label} {ms:.1f} ms/step")
         return ms

@@ -11,6 +11,7 @@ image, calls the plugin in batches, checks what comes back, and writes a resumab
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -251,32 +252,47 @@ class Generator(Plugin):
 
     def _write(self, writer, committed: list[int], n, labels, seeds, src_idx, src_images, batch_size, chunk_size,
                progress) -> SyntheticSet:
-        with writer:
+        """Generate batch by batch; each chunk is written by one background thread while the next
+        is generated (h5py releases the GIL while it writes), so writing costs little on top of
+        generating. At most one chunk is in flight; an error or interrupt waits for it, so every
+        chunk handed to the writer is committed before the exception leaves."""
+        with writer, ThreadPoolExecutor(max_workers=1, thread_name_prefix="augengine-write") as pool:
             start = writer.committed
             bar = tqdm(total=n, initial=start, desc=f"generate {self.name}", unit="img", disable=not progress)
             step = max(1, min(batch_size, chunk_size))
             pending: list[tuple] = []
             pending_n = 0
-            for s in range(start, n, step):
-                e = min(n, s + step)
-                if self.mode == "translate":
-                    imgs, out_labels = self.translate(src_images[src_idx[s:e]], labels[s:e])
-                    imgs = self._checked(imgs, e - s, "translate()")
-                    out_labels = np.asarray(out_labels, dtype=np.int64)
-                    pending.append((imgs, out_labels, seeds[s:e], src_idx[s:e]))
-                else:
-                    imgs = self._checked(self.sample(labels[s:e], seeds[s:e]), e - s, "sample()")
-                    pending.append((imgs, labels[s:e], seeds[s:e], None))
-                pending_n += e - s
-                if pending_n >= chunk_size or e == n:
-                    writer.append(
-                        np.concatenate([p[0] for p in pending]),
-                        np.concatenate([p[1] for p in pending]),
-                        seeds=np.concatenate([p[2] for p in pending]),
-                        source_index=None if self.mode != "translate" else np.concatenate([p[3] for p in pending]),
-                    )
-                    committed[0] = writer.committed
-                    pending, pending_n = [], 0
-                bar.update(e - s)
-            bar.close()
+            in_flight: Future | None = None
+
+            def settle() -> None:
+                nonlocal in_flight
+                if in_flight is not None:
+                    fut, in_flight = in_flight, None
+                    committed[0] = fut.result()
+
+            try:
+                for s in range(start, n, step):
+                    e = min(n, s + step)
+                    if self.mode == "translate":
+                        imgs, out_labels = self.translate(src_images[src_idx[s:e]], labels[s:e])
+                        imgs = self._checked(imgs, e - s, "translate()")
+                        out_labels = np.asarray(out_labels, dtype=np.int64)
+                        pending.append((imgs, out_labels, seeds[s:e], src_idx[s:e]))
+                    else:
+                        imgs = self._checked(self.sample(labels[s:e], seeds[s:e]), e - s, "sample()")
+                        pending.append((imgs, labels[s:e], seeds[s:e], None))
+                    pending_n += e - s
+                    if pending_n >= chunk_size or e == n:
+                        chunk = (np.concatenate([p[0] for p in pending]), np.concatenate([p[1] for p in pending]),
+                                 np.concatenate([p[2] for p in pending]),
+                                 None if self.mode != "translate" else np.concatenate([p[3] for p in pending]))
+                        settle()
+                        in_flight = pool.submit(lambda c=chunk: writer.append(c[0], c[1], seeds=c[2], source_index=c[3]))
+                        pending, pending_n = [], 0
+                    bar.update(e - s)
+            finally:
+                try:
+                    settle()
+                finally:
+                    bar.close()
             return writer.close()

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 from augengine.config import PluginConfig, config_fields, validate_config
 from augengine.rng import isolated_global_rng
 from augengine.rundir import claim_run_dir
+from augengine.runtime import deterministic_algorithms
 
 __all__ = ["Plugin"]
 
@@ -46,7 +47,9 @@ def _guard_fit(fit):
         self.fit_provenance = {"seed": seed, "split_sha256": split}
         self._fit_active = True
         try:
-            with isolated_global_rng(seed):
+            # a plugin whose config has ``deterministic`` gets bit-reproducible kernels on request
+            exact = bool(getattr(getattr(self, "config", None), "deterministic", False))
+            with isolated_global_rng(seed), deterministic_algorithms(exact):
                 result = fit(self, train, *args, run_dir=run_dir, resume=resume, seed=seed, **kwargs)
         except BaseException:
             if claim is not None:

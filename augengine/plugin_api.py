@@ -47,6 +47,7 @@ from augengine.runtime import (
     autocast_context,
     autocast_dtype,
     cpu_supports_bf16,
+    deterministic_algorithms,
     resolve_channels_last,
     select_device,
 )
@@ -85,6 +86,7 @@ __all__ = [
     "autocast_context",
     "autocast_dtype",
     "cpu_supports_bf16",
+    "deterministic_algorithms",
     "resolve_channels_last",
     "select_device",
     "LossScaler",

@@ -12,7 +12,8 @@ import torch
 
 from augengine.errors import ConfigError
 
-__all__ = ["select_device", "seed_everything", "autocast_dtype", "autocast_context", "resolve_channels_last"]
+__all__ = ["select_device", "seed_everything", "autocast_dtype", "autocast_context", "resolve_channels_last",
+           "deterministic_algorithms"]
 
 
 def select_device(name: str | torch.device | None = "auto") -> torch.device:
@@ -93,3 +94,31 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+@contextlib.contextmanager
+def deterministic_algorithms(enabled: bool = True):
+    """Bit-reproducible kernels for the duration of the block (a fit with ``deterministic=true``).
+
+    On a CPU the engine's fits are reproducible without it. On CUDA it turns on
+    ``torch.use_deterministic_algorithms`` (warn-only: an op with no deterministic kernel warns,
+    naming itself, instead of failing the run), cuDNN's deterministic algorithms without its
+    benchmark search, and cuBLAS's fixed workspace (``CUBLAS_WORKSPACE_CONFIG=:4096:8`` unless
+    set). Slower on a GPU; everything is restored afterwards.
+    """
+    if not enabled:
+        yield
+        return
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    had_env = "CUBLAS_WORKSPACE_CONFIG" in os.environ
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[2], saved[3]
+        if not had_env:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)

@@ -121,6 +121,13 @@ def run_reference(variant: str, size: int, iters: int, warmup: int, blocks: int,
     torch.manual_seed(0)
     with contextlib.redirect_stdout(sys.stderr):
         model = CycleGANModel(opt)
+        # what the reference's BaseModel.setup does for training (without its schedulers and prints):
+        # every network on the device (moved in place, so the optimizers keep their parameters) and
+        # initialised with N(0, 0.02), the reference's init_type="normal"
+        from models import networks
+        for name in model.model_names:
+            net = getattr(model, "net" + name).to(device)
+            networks.init_weights(net, opt.init_type, opt.init_gain)
     ctx = (lambda: torch.autocast(torch.device(device).type, dtype=torch.bfloat16)) if REF[variant] else contextlib.nullcontext
     data = _data(size, min(max(warmup + iters, log_losses), 64))
 
@@ -237,6 +244,14 @@ def main(argv=None) -> int:
     if emulated_bf16:
         print("  no native bf16 on this CPU (no avx512_bf16/amx_bf16): bf16 rows skipped unless named in --variants")
     rows = []
+
+    def save() -> dict:  # after every row, so that a run cut short (a time limit) keeps what it measured
+        result = {"cpu": cpu_model(), "device": args.device, "blocks": args.blocks, "rows": rows,
+                  "argv": sys.argv[1:], "platform": platform.platform()}
+        if args.out:
+            Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        return result
+
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins"),
                                                       os.environ.get("PYTHONPATH", "")])}
     for size in sizes:
@@ -247,24 +262,29 @@ def main(argv=None) -> int:
                    "--device", args.device, "--loss-check", str(args.loss_check if v in ("fp32", "default", "ref-fp32") else 0)]
             if v in REF:
                 cmd += ["--reference", args.reference]
+            t_row = time.perf_counter()
             try:
                 proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.row_timeout)
             except subprocess.TimeoutExpired:
                 print(f"  {size:>4} px  {v:<16} TIMEOUT after {args.row_timeout:.0f} s")
                 rows.append({"size": size, "variant": v, "error": "timeout"})
+                save()
                 continue
             line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
             if proc.returncode or line is None:
                 err = (proc.stderr.strip().splitlines() or ["?"])[-1]
                 print(f"  {size:>4} px  {v:<16} FAILED: {err}")
                 rows.append({"size": size, "variant": v, "error": err})
+                save()
                 continue
             res = json.loads(line[len("RESULT "):])
+            res["row_wall_s"] = round(time.perf_counter() - t_row, 1)
             rows.append({"size": size, "variant": v, **res})
+            save()
             if res.get("resolved"):
                 v = res["variant_label"] = f"default ({res['resolved']}, {res['source']})"
             print(f"  {size:>4} px  {v:<16} {res['ms_per_iter']:9.1f} ms/it  peak {res['peak_mib']:7.0f} MiB  "
-                  f"translate {res['translate_img_s']:7.1f} img/s", flush=True)
+                  f"translate {res['translate_img_s']:7.1f} img/s  ({res['row_wall_s']:.0f} s)", flush=True)
     # table with speed-ups against the reference's best (or our fp32)
     print()
     print(f"| size | variant | ms/iter | speed-up vs {'ref best' if args.reference else 'fp32'} | peak MiB | translate img/s |")
@@ -293,10 +313,8 @@ def main(argv=None) -> int:
                     tot = [sum(l[:6]) for l in r["losses"]]
                     means = [sum(tot[i:i + 50]) / len(tot[i:i + 50]) for i in range(0, len(tot), 50)]
                     print(f"  {size} px {r['variant']:<10} " + " ".join(f"{m:.3f}" for m in means))
-    result = {"cpu": cpu_model(), "device": args.device, "blocks": args.blocks, "rows": rows,
-              "argv": sys.argv[1:], "platform": platform.platform()}
+    save()
     if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
         print(f"\nwrote {args.out}")
     return 0
 

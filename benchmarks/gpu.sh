@@ -11,7 +11,9 @@
 # 4. ResNet-50 at 224 px, batch 64: training step per precision × memory format and default;
 # 5. the `augengine bench` quick preset with --device cuda;
 # then one table of everything. Logs and JSON go to $OUT (default: a temporary folder).
-# Environment: PYTHON (default .venv/bin/python, else python3), OUT, AUGENGINE_CACHE (the
+# Environment: PYTHON (default .venv/bin/python, else python3), OUT, BENCH_OUT (the quick
+# bench's folder, default $OUT/bench-quick), PARTS (default "contracts cyclegan acgan resnet50
+# bench-quick": run only those), CG_VARIANTS (CycleGAN rows of ours), AUGENGINE_CACHE (the
 # autotune cache; a fresh machine measures once, a few tens of seconds per plugin and size).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -23,8 +25,11 @@ export OUT
 export PYTHONPATH="$PWD:$PWD/plugins${PYTHONPATH:+:$PYTHONPATH}"
 export CUBLAS_WORKSPACE_CONFIG=:4096:8   # deterministic cuBLAS for the same-seed contracts
 STATUS=0
+PARTS=" ${PARTS:-contracts cyclegan acgan resnet50 bench-quick} "
+BENCH_OUT="${BENCH_OUT:-$OUT/bench-quick}"
 step() {  # step NAME TIMEOUT_S CMD… : run with a time limit, log to $OUT/NAME.log, note the result
   local name=$1 limit=$2; shift 2
+  [[ "$PARTS" == *" $name "* ]] || return 0
   local t0=$SECONDS
   echo "== $name (limit ${limit}s)"
   timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
@@ -43,10 +48,10 @@ EOF
 
 step contracts 120 env AUGENGINE_TEST_DEVICE=cuda "$PY" -m pytest -q -p no:cacheprovider tests/plugins -k Contract
 
-CG_VARIANTS="default,fp32,bf16,bf16+grouped,bf16+batched+grouped"
+CG_VARIANTS="${CG_VARIANTS:-default,fp32,bf16,bf16+grouped,bf16+batched+grouped}"
 CG_REF=()
 [ -n "$REF" ] && CG_REF=(--reference "$REF")
-step cyclegan 200 "$PY" benchmarks/cyclegan.py --device cuda --sizes 128,256 --iters 10 --warmup 3 \
+step cyclegan 300 "$PY" benchmarks/cyclegan.py --device cuda --sizes 128,256 --iters 10 --warmup 3 \
     --variants "$CG_VARIANTS" "${CG_REF[@]}" --out "$OUT/cyclegan.json"
 
 step acgan 75 "$PY" benchmarks/acgan.py --device cuda --sizes 128 --iters 10 --warmup 3 \
@@ -65,7 +70,7 @@ print(json.dumps(tp, indent=1))
 json.dump(tp, open(os.path.join(os.environ["OUT"], "resnet50.json"), "w"))
 EOF
 
-step bench-quick 60 "$PY" -m augengine bench --preset quick --device cuda --out "$OUT/bench-quick" --no-progress
+step bench-quick 180 "$PY" -m augengine bench --preset quick --device cuda --out "$BENCH_OUT" --no-progress
 
 "$PY" - "$OUT" <<'EOF'
 import json, sys

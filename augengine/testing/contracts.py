@@ -74,6 +74,8 @@ class _Contract:
             fields = getattr(get_plugin_class(self.kind, self.plugin_name), "Config").model_fields
             if "device" in fields:
                 config["device"] = device
+            if "deterministic" in fields and "deterministic" not in overrides and device != "cpu":
+                config["deterministic"] = True  # the same-seed contracts need it on a GPU
         return factory(self.plugin_name, **config)
 
     def make_train_set(self) -> ImageSet:

@@ -89,6 +89,7 @@ class AcganConfig(augengine.PluginConfig):
         "auto", description="channels_last memory format; auto = measured")
     compile: bool | Literal["auto"] = Field("auto", description="torch.compile G and D; auto = measured")
     device: str = Field("auto", description="auto | cpu | cuda")
+    deterministic: bool = Field(False, description="bit-reproducible training on CUDA too (deterministic kernels only; costs speed there); CPU fits are reproducible without it")
 
     @field_validator("image_size")
     @classmethod

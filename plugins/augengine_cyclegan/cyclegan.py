@@ -100,6 +100,7 @@ class CycleGanConfig(ae.PluginConfig):
     sample_every: int = Field(1000, ge=0, description="iterations between sample grids (0 = none)")
     log_every: int = Field(10, ge=1, description="iterations between loss records")
     device: str = Field("auto", description="auto | cpu | cuda")
+    deterministic: bool = Field(False, description="bit-reproducible training on CUDA too (deterministic kernels only; costs speed there); CPU fits are reproducible without it")
 
     @model_validator(mode="after")
     def _check(self) -> "CycleGanConfig":

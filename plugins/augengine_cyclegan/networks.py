@@ -29,10 +29,34 @@ class ReflectionPad2d(nn.ReflectionPad2d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad = _reflect_by_copies if x.is_cuda and torch.are_deterministic_algorithms_enabled() else _reflect
         if x.device.type != "meta" and torch.is_autocast_enabled(x.device.type):  # meta: FLOP counting
             with torch.autocast(x.device.type, enabled=False):
-                return F.pad(x, self.padding, mode="reflect")
-        return F.pad(x, self.padding, mode="reflect")
+                return pad(x, self.padding)
+        return pad(x, self.padding)
+
+
+def _reflect(x: torch.Tensor, padding) -> torch.Tensor:
+    return F.pad(x, padding, mode="reflect")
+
+
+def _reflect_by_copies(x: torch.Tensor, padding) -> torch.Tensor:
+    """Reflection padding from slices, flips and a concatenation: the same values as
+    ``F.pad(mode="reflect")``, with a deterministic backward (CUDA's reflection-pad backward
+    accumulates with atomics and has no deterministic kernel)."""
+    left, right, top, bottom = padding
+    parts = [x]
+    if left:
+        parts.insert(0, x[..., 1:left + 1].flip(-1))
+    if right:
+        parts.append(x[..., -right - 1:-1].flip(-1))
+    x = torch.cat(parts, dim=-1) if len(parts) > 1 else x
+    parts = [x]
+    if top:
+        parts.insert(0, x[..., 1:top + 1, :].flip(-2))
+    if bottom:
+        parts.append(x[..., -bottom - 1:-1, :].flip(-2))
+    return torch.cat(parts, dim=-2) if len(parts) > 1 else x
 
 
 class InstanceNorm2d(nn.InstanceNorm2d):

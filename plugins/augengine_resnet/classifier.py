@@ -90,6 +90,7 @@ class ResnetConfig(augengine.PluginConfig):
     channels_last: bool | Literal["auto"] = Field("auto", description="channels-last memory format; auto = measured")
     compile: bool | Literal["auto"] = Field("auto", description="torch.compile the training forward pass; auto = measured")
     device: str = Field("auto", description="auto, cpu or cuda")
+    deterministic: bool = Field(False, description="bit-reproducible training on CUDA too (deterministic kernels only; costs speed there); CPU fits are reproducible without it")
     eval_batch_size: int = Field(256, ge=1, description="batch size of predict_proba/features")
 
 
@@ -110,7 +111,24 @@ def build_model(arch: str, num_classes: int, drop_rate: float = 0.0) -> torch.nn
         close = _closest_models(arch)
         hint = f"; close matches: {', '.join(close)}" if close else "; see timm.list_models()"
         raise ConfigError(f"classifier 'resnet': config key 'arch': unknown timm model {arch!r}{hint}")
-    return timm.create_model(arch, pretrained=False, num_classes=num_classes, drop_rate=drop_rate)
+    model = timm.create_model(arch, pretrained=False, num_classes=num_classes, drop_rate=drop_rate)
+    _global_mean_pools(model)
+    return model
+
+
+class _GlobalMeanPool(torch.nn.Module):
+    """``AdaptiveAvgPool2d(1)`` as a mean over H and W: the same numbers and no parameters, and a
+    deterministic backward on CUDA (adaptive average pooling's backward there has none)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean((2, 3), keepdim=True)
+
+
+def _global_mean_pools(model: torch.nn.Module) -> None:
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, torch.nn.AdaptiveAvgPool2d) and child.output_size in (1, (1, 1)):
+                setattr(parent, name, _GlobalMeanPool())
 
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:

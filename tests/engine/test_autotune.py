@@ -153,3 +153,24 @@ def test_trial_budget_limits_candidates():
         autotune.time.perf_counter = orig
     assert res.source == "trial" and calls == ["fp32", "bf16"] and res.variant == SAFE
     assert any(v is None for v in res.timings_ms.values())
+
+
+def test_first_candidates_one_time_warm_up_does_not_spend_the_budget(monkeypatch):
+    # on a GPU the first step of the first candidate pays the CUDA context and cuDNN set-up
+    # (seconds) that the fit would pay anyway; it must not use up the trial budget by itself
+    clock = {"t": 0.0}
+    monkeypatch.setattr(autotune.time, "perf_counter", lambda: clock["t"])
+    calls = []
+
+    def trial(v, n):
+        calls.append(v.label)
+        secs = [MS[v.label] / 1000.0] * n
+        if len(calls) == 1:
+            secs[0] += 30.0  # one-time start-up inside the first warm-up step
+        clock["t"] += sum(secs)
+        return secs
+
+    # budget: 5 % of 4,000 steps × 10 ms = 2 s; without the rule the 30 s start-up spends it
+    res = resolve(trial, total_steps=4_000)
+    assert res.variant == Variant("bf16", False, True)
+    assert "bf16" in calls and len(calls) > 2

@@ -137,3 +137,17 @@ def test_losses_read_only_when_needed_still_name_the_diverged_iteration(tmp_path
     with pytest.raises(TrainingDiverged, match=r"iteration 3 \(epoch"):
         g.fit(tiny_imageset(n_per_class=4, size=32, seed=0), run_dir=tmp_path / "run", progress=False)
     assert count["n"] == 5 and not (tmp_path / "run" / "checkpoint.pt").exists()  # nothing written after it
+
+
+@pytest.mark.parametrize("padding", [(1, 1, 1, 1), (3, 3, 3, 3), (2, 0, 1, 3)])
+def test_reflection_pad_by_copies_equals_torch_reflect(padding):
+    # the deterministic CUDA path (deterministic=true): same values and gradients as F.pad
+    import torch.nn.functional as F
+    from augengine_cyclegan.networks import _reflect_by_copies
+
+    x = torch.randn(2, 3, 7, 9, requires_grad=True)
+    a, b = F.pad(x, padding, mode="reflect"), _reflect_by_copies(x, padding)
+    assert torch.equal(a, b)
+    g = torch.randn_like(a)
+    (ga,), (gb,) = torch.autograd.grad(a, x, g), torch.autograd.grad(b, x, g)
+    torch.testing.assert_close(ga, gb)
