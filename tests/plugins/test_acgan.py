@@ -327,3 +327,27 @@ def test_checkpoint_loads_weights_only_and_load_run(trained16):
     assert isinstance(loaded, AcganGenerator) and loaded.train_counts == gen.train_counts
     assert not loaded.G.training
     _assert_same_weights(loaded, gen)
+
+
+def test_cpu_dropout_masks_are_seeded_unbiased_and_keep_the_layout():
+    from augengine_acgan.models import Dropout
+
+    x = torch.randn(8, 16, 32, 32).to(memory_format=torch.channels_last).requires_grad_()
+    drop = Dropout(0.5).train()
+    torch.manual_seed(3)
+    a = drop(x)
+    torch.manual_seed(3)
+    b = drop(x)
+    assert torch.equal(a, b)  # the global generator decides the masks
+    assert a.is_contiguous(memory_format=torch.channels_last)
+    kept = a != 0
+    assert abs(kept.float().mean().item() - 0.5) < 0.01
+    torch.testing.assert_close(a[kept], 2 * x[kept])  # kept values scaled by 1 / (1 - p)
+    a.sum().backward()
+    torch.testing.assert_close(x.grad, kept.float() * 2)
+    # another p: keep probability k/256 and scale 256/k, so the mean is preserved
+    ones = torch.ones(400_000)
+    out = Dropout(0.3).train()(ones)
+    assert abs((out != 0).float().mean().item() - 0.7) < 0.005
+    assert abs(out.mean().item() - 1.0) < 0.01
+    assert torch.equal(Dropout(0.5).eval()(x), x)
