@@ -348,19 +348,26 @@ def _trial_search(space, trial: Trial, steps: int, warmup: int, share: float, to
     if best_ms is None:
         return Resolution(best, "default", timings_ms=timings)
     budget = share * total_steps * best_ms / 1000.0
-    for knob in KNOBS:
-        for value in space[knob]:
-            cand = replace(best, **{knob: value})
-            if cand == best:
-                continue
-            extra = COMPILE_COST_S if cand.compile else 0.0
-            if spent + extra + (warmup + steps) * best_ms / 1000.0 > budget:
-                say(f"autotune: {cand.label} not tried (trial budget of {budget:.0f} s spent)")
-                timings.setdefault(cand.label, None)
-                continue
-            ms = measure(cand)
-            if ms is not None and ms < best_ms:
-                best, best_ms = cand, ms
+    # coordinate descent: one knob at a time from the best so far, and passes over the knobs
+    # until one changes nothing: knobs interact (channels_last loses in eager mode on some CPUs
+    # and wins once torch.compile fuses the norms), so a winner found late reopens the others
+    for _ in range(len(KNOBS)):
+        start = best
+        for knob in KNOBS:
+            for value in space[knob]:
+                cand = replace(best, **{knob: value})
+                if cand == best or cand.label in timings:  # measured (or failed, or skipped) before
+                    continue
+                extra = COMPILE_COST_S if cand.compile else 0.0
+                if spent + extra + (warmup + steps) * best_ms / 1000.0 > budget:
+                    say(f"autotune: {cand.label} not tried (trial budget of {budget:.0f} s spent)")
+                    timings[cand.label] = None
+                    continue
+                ms = measure(cand)
+                if ms is not None and ms < best_ms:
+                    best, best_ms = cand, ms
+        if best == start:
+            break
     return Resolution(best, "trial", timings_ms=timings)
 
 

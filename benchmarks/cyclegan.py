@@ -48,6 +48,9 @@ OURS = {  # variant -> (precision, channels_last, compile, batched_passes, group
     "bf16+cl+batched+grouped": ("bf16", True, False, True, True),
     "fp32+cl": ("fp32", True, False, False, False),
     "bf16+grouped+compile": ("bf16", False, True, False, True),
+    "bf16+compile": ("bf16", False, True, False, False),
+    "bf16+batched+compile": ("bf16", False, True, True, False),
+    "bf16+cl+batched+compile": ("bf16", True, True, True, False),
     "fp32+compile": ("fp32", False, True, False, False),
 }
 # a fit of the paper's length (200 epochs of ~1,000 images): what the default row's autotune

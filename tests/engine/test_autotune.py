@@ -174,3 +174,18 @@ def test_first_candidates_one_time_warm_up_does_not_spend_the_budget(monkeypatch
     res = resolve(trial, total_steps=4_000)
     assert res.variant == Variant("bf16", False, True)
     assert "bf16" in calls and len(calls) > 2
+
+
+def test_a_late_winner_reopens_the_other_knobs():
+    # channels_last loses in eager mode and wins once compiled: one pass over the knobs would
+    # stop at bf16+compile; the second pass finds bf16+cl+compile
+    ms = {"fp32": 10.0, "bf16": 6.0, "bf16+cl": 7.0, "bf16+compile": 5.0, "bf16+cl+compile": 4.0,
+          "fp32+compile": 8.0, "fp32+cl+compile": 7.5}
+    trial = StubTrial(ms)
+    res = resolve(trial, requested={"precision": "auto", "channels_last": "auto", "compile": "auto"},
+                  options={"precision": ["fp32", "bf16"], "channels_last": [False, True], "compile": [False, True]},
+                  total_steps=1_000_000)
+    assert res.variant.label == "bf16+cl+compile"
+    labels = [label for label, _ in trial.calls]
+    assert labels[:4] == ["fp32", "bf16", "bf16+cl", "bf16+compile"]  # the first pass
+    assert len(labels) == len(set(labels))  # nothing measured twice
