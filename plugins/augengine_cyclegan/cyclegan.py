@@ -647,12 +647,16 @@ class CycleGanGenerator(ae.Generator):
         # one image per forward pass: a convolution's rounding can depend on the batch it runs
         # in (oneDNN picks kernels by shape), and an image's translation must not depend on
         # which other images were translated with it (same seed → same set, whatever the chunking)
+        # Images go to the device and come back 64 at a time (one copy each way, no wait per
+        # image on a GPU); the forward passes stay one per ``batch_size`` images.
         m = self._nets[net]
         m.eval()
         out = []
-        for i in range(0, len(images), batch_size):
+        for s in range(0, len(images), 64):
+            chunk = self._to_model(images[s:s + 64])
             with self._autocast():
-                out.append(ae.from_model(m(self._to_model(images[i:i + batch_size])).float()))
+                res = [m(chunk[i:i + batch_size]).float() for i in range(0, len(chunk), batch_size)]
+            out.append(ae.from_model(torch.cat(res)))
         m.train()
         return np.concatenate(out) if out else np.zeros((0, self.image_size, self.image_size, 3), np.uint8)
 
