@@ -69,7 +69,7 @@ RECIPE = {
 TARGETS = {"accuracy": 0.80, "balanced_accuracy": 0.62, "macro_auc": 0.93, "train_minutes": 20.0}
 # name -> (precision, channels_last, compile); "default" is filled in by the plugin's auto resolution
 VARIANTS = {"default": None, "fp32": ("fp32", False, False), "fp32+cl": ("fp32", True, False),
-            "bf16": ("bf16", False, False), "bf16+cl": ("bf16", True, False)}
+            "bf16": ("bf16", False, False), "bf16+cl": ("bf16", True, False), "bf16+cl+compile": ("bf16", True, True)}
 
 
 
@@ -136,6 +136,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None,
                     help="torch.set_num_threads (default: torch's choice; 1 with --quick)")
     ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--throughput-only", action="store_true", help="the step-time table only (no training run)")
     ap.add_argument("-o", dest="overrides", action="append", default=[], help="recipe override key=value")
     ap.add_argument("--ablate", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
                     help="after the main fit, one more fit per flag with these overrides; each is compared with "
@@ -208,6 +209,8 @@ def main(argv=None) -> int:
             v["epoch_seconds"] = round(v["ms_per_batch"] * steps_per_epoch / 1000, 1)
             print(f"{k:<22} {v['ms_per_batch']:>9.1f} {v['images_per_s']:>8.1f} {v['epoch_seconds']:>8.1f}")
         results["throughput"] = tp
+        if args.throughput_only:
+            return _write(results, args.out)
 
     run_dir = Path(args.run_dir) if args.run_dir else Path(tempfile.mkdtemp(prefix="clf-bench-"))
     clf = ae.create_classifier("resnet", **recipe)

@@ -70,7 +70,8 @@ def _data(size: int, n: int, seed: int = 0):
             for _ in range(n)]
 
 
-def run_ours(variant: str, size: int, iters: int, warmup: int, blocks: int, device: str, log_losses: int) -> dict:
+def run_ours(variant: str, size: int, iters: int, warmup: int, blocks: int, device: str, log_losses: int,
+             seed: int = 0) -> dict:
     import numpy as np
     import torch
 
@@ -89,9 +90,9 @@ def run_ours(variant: str, size: int, iters: int, warmup: int, blocks: int, devi
         g = CycleGanGenerator(image_size=size, n_blocks=blocks, precision=precision, channels_last=cl, compile=comp,
                               batched_passes=batched, grouped=grouped, device=device)
         resolved = {}
-    g._build(0)
+    g._build(seed)  # initialisation; the data below are the same for every seed
     g._make_optim()
-    g.pool_x, g.pool_y = ImageHistory(50, 1), ImageHistory(50, 2)
+    g.pool_x, g.pool_y = ImageHistory(50, 1 + 2 * seed), ImageHistory(50, 2 + 2 * seed)
     g.class_names, g.out_label = ["X", "Y"], 1
     n = max(warmup + iters, log_losses)
     data = _data(size, min(n, 64))
@@ -199,8 +200,52 @@ def child(args) -> None:
         res = run_reference(args.variant, args.size, args.iters, args.warmup, args.blocks, args.device,
                             args.reference, args.loss_check)
     else:
-        res = run_ours(args.variant, args.size, args.iters, args.warmup, args.blocks, args.device, args.loss_check)
+        res = run_ours(args.variant, args.size, args.iters, args.warmup, args.blocks, args.device, args.loss_check,
+                       args.seed)
     print("RESULT " + json.dumps(res))
+
+
+# -- loss curves ---------------------------------------------------------------------------------
+def _smooth(values, window: int = 20):
+    import numpy as np
+
+    v = np.asarray(values, dtype=np.float64)
+    return np.convolve(v, np.ones(window) / window, mode="valid") if len(v) >= window else v
+
+
+def loss_check(curves: dict, sizes, n: int) -> dict:
+    """Generator loss (sum of the six G terms) and discriminator loss (two D terms), smoothed over
+    20 iterations: mean |default − fp32 seed 0| against mean |fp32 seed 1 − fp32 seed 0| (the
+    spread of two fp32 seeds). Printed as a table, returned for the JSON."""
+    import numpy as np
+
+    out = {}
+    print(f"\nloss curves over the first {n} iterations (smoothed over 20): mean |difference| to fp32 seed 0")
+    print("| size | curve | generator loss | discriminator loss | within the fp32 seed spread |")
+    print("|---:|---|---:|---:|---|")
+    for size in sizes:
+        base = curves.get((size, "fp32"))
+        if base is None:
+            continue
+        parts = {k: v for (s, k), v in curves.items() if s == size and k != "fp32"}
+
+        def dist(a, b, idx):
+            sa = _smooth([sum(l[idx]) for l in a])
+            sb = _smooth([sum(l[idx]) for l in b])
+            m = min(len(sa), len(sb))
+            return float(np.mean(np.abs(sa[:m] - sb[:m])))
+
+        g_idx, d_idx = slice(0, 6), slice(6, 8)
+        spread = parts.get("fp32 seed 1")
+        sp = (dist(spread, base, g_idx), dist(spread, base, d_idx)) if spread else None
+        out[size] = {}
+        for name, c in sorted(parts.items()):
+            dg, dd = dist(c, base, g_idx), dist(c, base, d_idx)
+            within = None if sp is None or name == "fp32 seed 1" else bool(dg <= sp[0] and dd <= sp[1])
+            out[size][name] = {"generator": dg, "discriminator": dd, "within_seed_spread": within}
+            mark = "—" if within is None else ("yes" if within else "NO")
+            print(f"| {size} | {name} | {dg:.4f} | {dd:.4f} | {mark} |")
+    return out
 
 
 # -- driver --------------------------------------------------------------------------------------
@@ -215,12 +260,14 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--reference", default=None, help="checkout of the reference implementation (outside the project)")
     ap.add_argument("--loss-check", type=int, default=0,
-                    help="also record the first N iterations' losses (fp32 vs bf16+cl) on identical data")
+                    help="also record the first N iterations' losses of fp32, default and ref-fp32 on identical "
+                         "data, run fp32 with a second seed, and compare default's curves with the two seeds' spread")
     ap.add_argument("--quick", action="store_true", help="32 px, 6 blocks (the smallest the reference builds), fp32 and bf16+cl, 1 iteration (smoke check)")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     ap.add_argument("--row-timeout", type=float, default=3600, help="seconds before a row's process is killed")
     ap.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--variant", help=argparse.SUPPRESS)
+    ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._child:
@@ -247,10 +294,11 @@ def main(argv=None) -> int:
     if emulated_bf16:
         print("  no native bf16 on this CPU (no avx512_bf16/amx_bf16): bf16 rows skipped unless named in --variants")
     rows = []
+    extras: dict = {}
 
     def save() -> dict:  # after every row, so that a run cut short (a time limit) keeps what it measured
         result = {"cpu": cpu_model(), "device": args.device, "blocks": args.blocks, "rows": rows,
-                  "argv": sys.argv[1:], "platform": platform.platform()}
+                  "argv": sys.argv[1:], "platform": platform.platform(), **extras}
         if args.out:
             Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
         return result
@@ -308,14 +356,22 @@ def main(argv=None) -> int:
             best = min(fixed, key=lambda r: r["ms_per_iter"])
             print(f"{size} px: default {dflt['ms_per_iter']:.1f} ms = {dflt['ms_per_iter'] / best['ms_per_iter']:.2f}× "
                   f"the fastest fixed variant ({best['variant']}, {best['ms_per_iter']:.1f} ms)")
+    curves = {}
     if args.loss_check:
-        print(f"\nloss check over {args.loss_check} iterations (sum of generator losses, mean per 50 iterations):")
-        for size in sizes:
-            for r in rows:
-                if r["size"] == size and r.get("losses"):
-                    tot = [sum(l[:6]) for l in r["losses"]]
-                    means = [sum(tot[i:i + 50]) / len(tot[i:i + 50]) for i in range(0, len(tot), 50)]
-                    print(f"  {size} px {r['variant']:<10} " + " ".join(f"{m:.3f}" for m in means))
+        for size in sizes:  # the spread of two fp32 seeds: what "the same training" varies by
+            cmd = [sys.executable, __file__, "--_child", "--variant", "fp32", "--size", str(size), "--iters", "1",
+                   "--warmup", "0", "--blocks", str(args.blocks), "--device", args.device,
+                   "--loss-check", str(args.loss_check), "--seed", "1"]
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.row_timeout)
+            line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+            if line:
+                curves[(size, "fp32 seed 1")] = json.loads(line[len("RESULT "):])["losses"]
+            else:
+                print(f"  {size} px fp32 seed 1 FAILED: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+        for r in rows:
+            if r.get("losses"):
+                curves[(r["size"], r["variant"])] = r["losses"]
+        extras["loss_check"] = loss_check(curves, sizes, args.loss_check)
     save()
     if args.out:
         print(f"\nwrote {args.out}")
