@@ -283,11 +283,11 @@ class Generator(Plugin):
                         pending.append((imgs, labels[s:e], seeds[s:e], None))
                     pending_n += e - s
                     if pending_n >= chunk_size or e == n:
-                        chunk = (np.concatenate([p[0] for p in pending]), np.concatenate([p[1] for p in pending]),
-                                 np.concatenate([p[2] for p in pending]),
-                                 None if self.mode != "translate" else np.concatenate([p[3] for p in pending]))
+                        chunk_imgs, chunk_labels, chunk_seeds = (np.concatenate([p[i] for p in pending]) for i in range(3))
+                        chunk_src = None if self.mode != "translate" else np.concatenate([p[3] for p in pending])
                         settle()
-                        in_flight = pool.submit(lambda c=chunk: writer.append(c[0], c[1], seeds=c[2], source_index=c[3]))
+                        in_flight = pool.submit(writer.append, chunk_imgs, chunk_labels, seeds=chunk_seeds,
+                                                source_index=chunk_src)
                         pending, pending_n = [], 0
                     bar.update(e - s)
             finally:

@@ -303,16 +303,18 @@ def main(argv=None) -> int:
             Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
         return result
 
+    def child_cmd(v: str, size: int, iters: int, warmup: int, loss_check: int, seed: int = 0) -> list[str]:
+        cmd = [sys.executable, __file__, "--_child", "--variant", v, "--size", str(size), "--iters", str(iters),
+               "--warmup", str(warmup), "--blocks", str(args.blocks), "--device", args.device,
+               "--loss-check", str(loss_check), "--seed", str(seed)]
+        return cmd + (["--reference", args.reference] if v in REF else [])
+
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins"),
                                                       os.environ.get("PYTHONPATH", "")])}
     for size in sizes:
         for v in variants:
-            iters = args.iters
-            cmd = [sys.executable, __file__, "--_child", "--variant", v, "--size", str(size), "--iters", str(iters),
-                   "--warmup", str(args.warmup + (2 if "compile" in v or v == "default" else 0)), "--blocks", str(args.blocks),
-                   "--device", args.device, "--loss-check", str(args.loss_check if v in ("fp32", "default", "ref-fp32") else 0)]
-            if v in REF:
-                cmd += ["--reference", args.reference]
+            cmd = child_cmd(v, size, args.iters, args.warmup + (2 if "compile" in v or v == "default" else 0),
+                            args.loss_check if v in ("fp32", "default", "ref-fp32") else 0)
             t_row = time.perf_counter()
             try:
                 proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.row_timeout)
@@ -359,10 +361,8 @@ def main(argv=None) -> int:
     curves = {}
     if args.loss_check:
         for size in sizes:  # the spread of two fp32 seeds: what "the same training" varies by
-            cmd = [sys.executable, __file__, "--_child", "--variant", "fp32", "--size", str(size), "--iters", "1",
-                   "--warmup", "0", "--blocks", str(args.blocks), "--device", args.device,
-                   "--loss-check", str(args.loss_check), "--seed", "1"]
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.row_timeout)
+            proc = subprocess.run(child_cmd("fp32", size, 1, 0, args.loss_check, seed=1), capture_output=True,
+                                  text=True, env=env, timeout=args.row_timeout)
             line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
             if line:
                 curves[(size, "fp32 seed 1")] = json.loads(line[len("RESULT "):])["losses"]

@@ -116,19 +116,16 @@ def build_model(arch: str, num_classes: int, drop_rate: float = 0.0) -> torch.nn
     return model
 
 
-class _GlobalMeanPool(torch.nn.Module):
-    """``AdaptiveAvgPool2d(1)`` as a mean over H and W: the same numbers and no parameters, and a
-    deterministic backward on CUDA (adaptive average pooling's backward there has none)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mean((2, 3), keepdim=True)
-
-
 def _global_mean_pools(model: torch.nn.Module) -> None:
+    """Every ``AdaptiveAvgPool2d(1)`` becomes timm's ``FastAdaptiveAvgPool`` (a mean over H and W):
+    the same numbers and no parameters, and a deterministic backward on CUDA (adaptive average
+    pooling's backward there has none)."""
+    from timm.layers.adaptive_avgmax_pool import FastAdaptiveAvgPool
+
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, torch.nn.AdaptiveAvgPool2d) and child.output_size in (1, (1, 1)):
-                setattr(parent, name, _GlobalMeanPool())
+                setattr(parent, name, FastAdaptiveAvgPool(flatten=False))
 
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
