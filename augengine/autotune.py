@@ -2,7 +2,9 @@
 
 Every plugin exposes the same speed knobs — ``precision`` (fp32 | bf16 | fp16 autocast),
 ``channels_last`` (memory format), and where it has them ``batched_passes``, ``grouped``
-(CycleGAN) and ``compile`` (torch.compile). A knob set to a fixed value is used as given; a knob
+(CycleGAN), ``compile`` (torch.compile) and ``cudagraphs`` (CycleGAN: torch.compile's
+``reduce-overhead`` mode, which replays the compiled graphs as CUDA graphs: one launch per graph
+instead of one per kernel, for the launch-bound small-batch steps of a GPU; it implies compile). A knob set to a fixed value is used as given; a knob
 left at ``"auto"`` is resolved here by *measuring*, never by a rule proven on one machine:
 
 1. a resumed run reuses the variant recorded in its ``run.json`` (same numerics as the run it
@@ -28,6 +30,7 @@ it came from (``fixed``, ``resume``, ``cache``, ``trial``, ``default``) and the 
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import time
@@ -53,13 +56,16 @@ __all__ = [
     "static_variant",
 ]
 
-KNOBS = ("precision", "channels_last", "batched", "grouped", "compile")
+KNOBS = ("precision", "channels_last", "batched", "grouped", "compile", "cudagraphs")
 PRECISIONS = ("fp32", "bf16", "fp16")
 SOURCES = ("fixed", "resume", "cache", "trial", "default")
 CACHE_VERSION = 1
 # seconds a torch.compile candidate is assumed to spend compiling before its first step (it is
 # only tried when the fit's share allows this much on top of the other candidates)
 COMPILE_COST_S = 60.0
+# timed steps per candidate: at least ``steps``, more while they take under TIMED_SECONDS in all
+TIMED_SECONDS = 1.0
+MAX_TIMED_STEPS = 20
 
 
 @dataclass(frozen=True)
@@ -71,16 +77,25 @@ class Variant:
     batched: bool = False
     grouped: bool = False
     compile: bool = False
+    cudagraphs: bool = False  # compile in mode "reduce-overhead" (CUDA graphs); implies compile
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise ConfigError(f"speed variant: precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.cudagraphs and not self.compile:  # one variant, one name: cudagraphs is a compile mode
+            object.__setattr__(self, "compile", True)
+
+    @property
+    def compile_mode(self) -> str | None:
+        """The ``mode`` argument of ``torch.compile`` for this variant."""
+        return "reduce-overhead" if self.cudagraphs else None
 
     @property
     def label(self) -> str:
         """``"bf16+cl+batched"`` style name (``"fp32"`` for the safe variant)."""
         parts = [self.precision] + [name for name, on in (("cl", self.channels_last), ("batched", self.batched),
-                                                           ("grouped", self.grouped), ("compile", self.compile)) if on]
+                                                           ("grouped", self.grouped), ("compile", self.compile),
+                                                           ("cudagraphs", self.cudagraphs)) if on]
         return "+".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
@@ -186,6 +201,11 @@ def candidate_space(requested: Mapping[str, Any], options: Mapping[str, Sequence
             space[knob] = [safe] + [v for v in vals if v != safe] if safe in vals else vals
         else:
             space[knob] = [_fixed_value(knob, value)]
+    if space["compile"] == [False]:  # CUDA graphs are a compile mode: no compile, no CUDA graphs
+        if space["cudagraphs"] == [True]:
+            raise ConfigError("config key 'cudagraphs': CUDA graphs are a torch.compile mode; they need compile "
+                              "on or auto, got compile off")
+        space["cudagraphs"] = [False]
     return space
 
 
@@ -276,8 +296,9 @@ def resolve_variant(*, plugin: str, arch: str, image_size: int, device: torch.de
             step's seconds (synchronised); it must leave the caller's RNG state untouched.
         total_steps: training steps of the fit (the trial runs only when it costs at most
             ``share`` of them, and of their time as estimated from the first candidate).
-        steps, warmup: timed steps per candidate, after ``warmup`` untimed ones (compile
-            candidates get 2 more warm-up steps).
+        steps, warmup: timed steps per candidate (at least; more when steps are fast: about
+            ``TIMED_SECONDS`` of them, at most ``MAX_TIMED_STEPS``), after ``warmup`` untimed
+            ones (compile candidates get 2 more warm-up steps, CUDA-graph candidates 4).
         recorded: the ``speed`` record of the run being resumed.
         use_cache: read and write ``autotune.json``.
 
@@ -318,14 +339,18 @@ def _trial_search(space, trial: Trial, steps: int, warmup: int, share: float, to
     timings: dict[str, float | None] = {}
     spent = 0.0
 
+    timed = steps  # raised once the first candidate's step time is known (below)
+
     def measure(v: Variant) -> float | None:
         nonlocal spent
         if v.label in timings:
             return timings[v.label]
-        w = warmup + (2 if v.compile else 0)
+        # compiled candidates compile in their first steps (and recompile once a second input shape
+        # or requires_grad state shows up); CUDA graphs warm up eagerly, then record, then replay
+        w = warmup + (2 if v.compile else 0) + (2 if v.cudagraphs else 0)
         t0 = time.perf_counter()
         try:
-            secs = list(trial(v, w + steps))
+            secs = list(trial(v, w + timed))
         except Exception as e:  # a variant that fails here (no compiler for torch.compile, …) is not chosen
             say(f"autotune: {v.label} failed in the trial ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
             timings[v.label] = None
@@ -345,7 +370,7 @@ def _trial_search(space, trial: Trial, steps: int, warmup: int, share: float, to
             # the first candidate's warm-up also pays what the process pays once whatever runs
             # first (CUDA context, cuDNN/oneDNN set-up, allocator growth): seconds on a GPU, which
             # the fit would pay without a trial. Charge it at its steady-state step time.
-            spent += (w + steps) * ms / 1000.0
+            spent += (w + timed) * ms / 1000.0
         timings[v.label] = round(ms, 3)
         say(f"autotune: {v.label} {ms:.1f} ms/step")
         return ms
@@ -355,6 +380,10 @@ def _trial_search(space, trial: Trial, steps: int, warmup: int, share: float, to
     if best_ms is None:
         return Resolution(best, "default", timings_ms=timings)
     budget = share * total_steps * best_ms / 1000.0
+    # a GPU step of a few tens of milliseconds varies by ±20 % from step to step (host jitter,
+    # launch queues): time fast steps for about a second, so that the medians compare variants
+    # rather than noise (3 steps of a CPU step of seconds are already long enough)
+    timed = max(steps, min(MAX_TIMED_STEPS, math.ceil(TIMED_SECONDS / max(best_ms / 1000.0, 1e-6))))
     # coordinate descent: one knob at a time from the best so far, and passes over the knobs
     # until one changes nothing: knobs interact (channels_last loses in eager mode on some CPUs
     # and wins once torch.compile fuses the norms), so a winner found late reopens the others
@@ -366,7 +395,7 @@ def _trial_search(space, trial: Trial, steps: int, warmup: int, share: float, to
                 if cand == best or cand.label in timings:  # measured (or failed, or skipped) before
                     continue
                 extra = COMPILE_COST_S if cand.compile else 0.0
-                if spent + extra + (warmup + steps) * best_ms / 1000.0 > budget:
+                if spent + extra + (warmup + timed) * best_ms / 1000.0 > budget:
                     say(f"autotune: {cand.label} not tried (trial budget of {budget:.0f} s spent)")
                     timings[cand.label] = None
                     continue

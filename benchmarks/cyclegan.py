@@ -33,26 +33,26 @@ from pathlib import Path
 from augengine.runtime import cpu_model, cpu_supports_bf16  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-OURS = {  # variant -> (precision, channels_last, compile, batched_passes, grouped); "default" = auto
-    "default": None,
-    "fp32": ("fp32", False, False, False, False),
-    "fp32+batched": ("fp32", False, False, True, False),
-    "fp32+grouped": ("fp32", False, False, False, True),
-    "bf16": ("bf16", False, False, False, False),
-    "bf16+batched": ("bf16", False, False, True, False),
-    "bf16+grouped": ("bf16", False, False, False, True),
-    "bf16+batched+grouped": ("bf16", False, False, True, True),
-    "bf16+cl": ("bf16", True, False, False, False),
-    "bf16+cl+batched": ("bf16", True, False, True, False),
-    "bf16+cl+grouped": ("bf16", True, False, False, True),
-    "bf16+cl+batched+grouped": ("bf16", True, False, True, True),
-    "fp32+cl": ("fp32", True, False, False, False),
-    "bf16+grouped+compile": ("bf16", False, True, False, True),
-    "bf16+compile": ("bf16", False, True, False, False),
-    "bf16+batched+compile": ("bf16", False, True, True, False),
-    "bf16+cl+batched+compile": ("bf16", True, True, True, False),
-    "fp32+compile": ("fp32", False, True, False, False),
-}
+# our rows: "default" (auto, resolved on this machine as a fit would) or a fixed variant named as
+# autotune labels it, PRECISION[+cl][+batched][+grouped][+compile][+cudagraphs]; the default list:
+OURS = ["default", "fp32", "fp32+batched", "fp32+grouped", "bf16", "bf16+batched", "bf16+grouped",
+        "bf16+batched+grouped", "bf16+cl", "bf16+cl+batched", "bf16+cl+grouped", "bf16+cl+batched+grouped",
+        "fp32+cl", "bf16+grouped+compile", "bf16+compile", "bf16+batched+compile", "bf16+cl+batched+compile",
+        "fp32+compile"]
+FLAGS = {"cl": "channels_last", "batched": "batched_passes", "grouped": "grouped", "compile": "compile",
+         "cudagraphs": "cudagraphs"}
+
+
+def variant_config(label: str) -> dict | None:
+    """The plugin's speed settings of a fixed variant label (None for "default"); ValueError if unknown."""
+    if label == "default":
+        return None
+    precision, *flags = label.split("+")
+    if precision not in ("fp32", "bf16") or set(flags) - set(FLAGS) or len(set(flags)) != len(flags):
+        raise ValueError(label)
+    cfg = {"precision": precision, **{key: flag in flags for flag, key in FLAGS.items()}}
+    cfg["compile"] = cfg["compile"] or cfg["cudagraphs"]  # CUDA graphs are a compile mode
+    return cfg
 # a fit of the paper's length (200 epochs of ~1,000 images): what the default row's autotune
 # trial is bounded by (the trial runs once per machine, size and torch version, then is cached)
 DEFAULT_FIT_STEPS = 200_000
@@ -78,17 +78,16 @@ def run_ours(variant: str, size: int, iters: int, warmup: int, blocks: int, devi
     from augengine_cyclegan import CycleGanGenerator
     from augengine_cyclegan.pool import ImageHistory
 
-    if OURS[variant] is None:  # the plugin's defaults, auto resolved on this machine as a fit would
+    fixed = variant_config(variant)
+    if fixed is None:  # the plugin's defaults, auto resolved on this machine as a fit would
         g = CycleGanGenerator(image_size=size, n_blocks=blocks, device=device)
         t0 = time.perf_counter()
         res = g._resolve_speed(DEFAULT_FIT_STEPS, progress=True)
         print(f"default resolved to {res.variant.label} ({res.source}, {time.perf_counter() - t0:.0f} s)",
               file=sys.stderr)
-        resolved = {"resolved": res.variant.label, "source": res.source}
+        resolved = {"resolved": res.variant.label, "source": res.source, "trial_ms": res.timings_ms}
     else:
-        precision, cl, comp, batched, grouped = OURS[variant]
-        g = CycleGanGenerator(image_size=size, n_blocks=blocks, precision=precision, channels_last=cl, compile=comp,
-                              batched_passes=batched, grouped=grouped, device=device)
+        g = CycleGanGenerator(image_size=size, n_blocks=blocks, device=device, **fixed)
         resolved = {}
     g._build(seed)  # initialisation; the data below are the same for every seed
     g._make_optim()
@@ -283,9 +282,15 @@ def main(argv=None) -> int:
         # here): rows that would run for hours at 256 px; name them in --variants to force them
         args.variants = ",".join(v for v in OURS if not (emulated_bf16 and "bf16" in v))
     variants = [v for v in args.variants.split(",") if v]
-    unknown = [v for v in variants if v not in OURS]
+    unknown = []
+    for v in variants:
+        try:
+            variant_config(v)
+        except ValueError:
+            unknown.append(v)
     if unknown:
-        ap.error(f"unknown variants {unknown}; known: {', '.join(OURS)}")
+        ap.error(f"unknown variants {unknown}; give default or PRECISION (fp32, bf16) followed by any of "
+                 f"+{', +'.join(FLAGS)}, e.g. {', '.join(OURS[1:4])}")
     if args.reference:
         if not (Path(args.reference) / "models" / "cycle_gan_model.py").is_file():
             ap.error(f"--reference {args.reference}: no models/cycle_gan_model.py there")

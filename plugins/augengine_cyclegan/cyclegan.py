@@ -90,6 +90,10 @@ class CycleGanConfig(ae.PluginConfig):
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="autocast precision; auto = measured (bf16 is a candidate where native)")
     channels_last: bool | Literal["auto"] = Field("auto", description="channels-last memory format; auto = measured")
     compile: bool | Literal["auto"] = Field("auto", description="torch.compile the training networks; auto = measured")
+    cudagraphs: bool | Literal["auto"] = Field(
+        "auto", description="compile in torch.compile's reduce-overhead mode: the compiled graphs replay as CUDA "
+                            "graphs (one launch each instead of one per kernel; batch-1 GPU steps are launch-bound). "
+                            "Implies compile; a candidate of auto on CUDA devices only; elsewhere plain compile")
     batched_passes: bool | Literal["auto"] = Field(
         "auto", description="run G(x) with the identity pass G(y), and each D on real and fake, as one batch "
                             "(same losses: instance norm is per image); auto = measured")
@@ -161,7 +165,7 @@ class CycleGanGenerator(ae.Generator):
             self._call = dict(self._nets)
         self._trained = dict(self._call)  # modules whose parameters the optimizers update
         if v.compile:
-            self._call = {k: torch.compile(m) for k, m in self._call.items()}
+            self._call = {k: torch.compile(m, mode=v.compile_mode) for k, m in self._call.items()}
 
     @property
     def variant(self) -> Variant:
@@ -172,7 +176,14 @@ class CycleGanGenerator(ae.Generator):
     def _requested(self) -> dict[str, Any]:
         c = self.config
         return {"precision": c.precision, "channels_last": c.channels_last, "batched": c.batched_passes,
-                "grouped": c.grouped, "compile": c.compile}
+                "grouped": c.grouped, "compile": c.compile, "cudagraphs": c.cudagraphs}
+
+    @staticmethod
+    def _speed_options(device: torch.device) -> dict[str, list[Any]]:
+        """The values ``auto`` may take on ``device`` (CUDA graphs only where there are any)."""
+        flags = [False, True]
+        return {"precision": precision_options(device), "channels_last": flags, "batched": flags,
+                "grouped": flags, "compile": flags, "cudagraphs": flags if device.type == "cuda" else [False]}
 
     def _arch(self) -> str:
         c = self.config
@@ -180,12 +191,10 @@ class CycleGanGenerator(ae.Generator):
 
     def _resolve_speed(self, total_steps: int, recorded: dict | None = None, progress: bool = False) -> Resolution:
         """Resolve the ``auto`` speed knobs for a fit of ``total_steps`` iterations (see augengine.autotune)."""
-        flags = [False, True]
         self.speed = resolve_variant(
             plugin=self.name, arch=self._arch(), image_size=self.config.image_size, device=self.device,
             requested=self._requested(), trial=self._trial, total_steps=total_steps, recorded=recorded,
-            options={"precision": precision_options(self.device), "channels_last": flags, "batched": flags,
-                     "grouped": flags, "compile": flags},
+            options=self._speed_options(self.device),
             log=(lambda msg: tqdm.write(msg)) if progress else None)
         return self.speed
 
@@ -194,7 +203,8 @@ class CycleGanGenerator(ae.Generator):
         images (the caller's RNG state is left as it was)."""
         c = self.config
         probe = type(self)(**{**c.model_dump(), "precision": v.precision, "channels_last": v.channels_last,
-                              "batched_passes": v.batched, "grouped": v.grouped, "compile": v.compile})
+                              "batched_passes": v.batched, "grouped": v.grouped, "compile": v.compile,
+                              "cudagraphs": v.cudagraphs})
         probe.device = self.device
         probe.speed = Resolution(v, "fixed")
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
@@ -218,14 +228,12 @@ class CycleGanGenerator(ae.Generator):
         def instance(s, device):
             g = cls(**{**c.model_dump(), "image_size": s, "device": "cpu"})
             g.device = torch.device(device)
-            flags = [False, True]
+            at = torch.device("cpu") if g.device.type == "meta" else g.device
             g.speed = resolve_variant(
-                plugin=cls.name, arch=g._arch(), image_size=s, device="cpu" if g.device.type == "meta" else g.device,
-                requested=g._requested(), trial=None, total_steps=0,
-                options={"precision": precision_options(g.device if g.device.type != "meta" else "cpu"),
-                         "channels_last": flags, "batched": flags, "grouped": flags, "compile": flags})
+                plugin=cls.name, arch=g._arch(), image_size=s, device=at, requested=g._requested(), trial=None,
+                total_steps=0, options=cls._speed_options(at))
             if g.device.type == "meta" and g.speed.variant.compile:
-                g.speed = Resolution(dataclasses.replace(g.speed.variant, compile=False), "fixed")
+                g.speed = Resolution(dataclasses.replace(g.speed.variant, compile=False, cudagraphs=False), "fixed")
             g._autocast = lambda: work_autocast(g.device, g.amp_dtype)  # meta has no autocast
             with torch.random.fork_rng(devices=[]):
                 g._build(0)
@@ -488,6 +496,10 @@ class CycleGanGenerator(ae.Generator):
         b = real_x.shape[0]
         lam, lam_idt = c.lambda_cycle, c.lambda_cycle * c.lambda_identity
         gen, disc = self._gen_pass, self._disc_pass
+        if v.cudagraphs:
+            # a new iteration: the CUDA graphs' output buffers of the last one may be reused (all
+            # that outlives a step is copied out of them: the history's images, the losses)
+            torch.compiler.cudagraph_mark_step_begin()
         for p in self._d_params:
             p.requires_grad_(False)
         with self._autocast():

@@ -39,7 +39,7 @@ class ImageHistory:
         """
         fakes = fakes.detach()
         if self.size <= 0:
-            return fakes
+            return fakes.clone()  # a copy, as from the buffer: the caller's fakes may be reused memory (CUDA graphs)
         if self.buffer is None:
             self.buffer = torch.empty((self.size, *fakes.shape[1:]), dtype=torch.float32, device=fakes.device)
         out = []

@@ -45,7 +45,8 @@ def test_trial_picks_the_fastest_and_caches_it():
     assert res.source == "trial"
     assert res.variant == Variant("bf16", False, True)
     assert res.timings_ms["fp32"] == 10.0 and res.timings_ms["bf16+batched"] == 5.0
-    assert all(n == 4 for _, n in trial.calls)  # 1 warm-up + 3 timed steps each
+    # 1 warm-up + 3 timed steps for the first; steps of 10 ms are then timed for ~1 s (capped at 20)
+    assert trial.calls[0] == ("fp32", 4) and all(n == 1 + autotune.MAX_TIMED_STEPS for _, n in trial.calls[1:])
     stored = json.loads(cache_file().read_text())
     (entry,) = stored["entries"].values()
     assert entry["variant"] == res.variant.as_dict()
@@ -189,3 +190,35 @@ def test_a_late_winner_reopens_the_other_knobs():
     labels = [label for label, _ in trial.calls]
     assert labels[:4] == ["fp32", "bf16", "bf16+cl", "bf16+compile"]  # the first pass
     assert len(labels) == len(set(labels))  # nothing measured twice
+
+
+def test_slow_steps_are_timed_three_times_fast_ones_for_about_a_second():
+    slow = StubTrial({k: 100 * v for k, v in MS.items()})  # CPU-like: 0.5 to 1 s a step
+    resolve(slow, total_steps=1_000_000)
+    assert all(n == 4 for _, n in slow.calls)
+    fast = StubTrial({k: 10 * v for k, v in MS.items()})  # first candidate 100 ms → 10 timed steps
+    resolve(fast, total_steps=1_000_000, use_cache=False)
+    assert fast.calls[0] == ("fp32", 4) and {n for _, n in fast.calls[1:]} == {11}
+
+
+def test_cudagraphs_is_a_compile_mode():
+    v = Variant("bf16", cudagraphs=True)
+    assert v.compile and v.compile_mode == "reduce-overhead" and v.label == "bf16+compile+cudagraphs"
+    assert Variant("bf16", compile=True).compile_mode is None
+    assert Variant.from_dict({"precision": "fp32", "compile": True}).cudagraphs is False  # older records
+    # compile fixed off: no CUDA graphs either; asking for both is an error naming the keys
+    space = autotune.candidate_space({"compile": False, "cudagraphs": "auto"}, {"cudagraphs": [False, True]})
+    assert space["cudagraphs"] == [False]
+    with pytest.raises(ConfigError, match="cudagraphs.*compile off"):
+        autotune.candidate_space({"compile": False, "cudagraphs": True}, {})
+
+
+def test_cudagraph_candidates_get_their_warm_up_and_can_win():
+    ms = {"fp32": 100.0, "fp32+compile": 60.0, "fp32+compile+cudagraphs": 20.0}
+    trial = StubTrial(ms)
+    res = resolve(trial, requested={"precision": "fp32", "compile": "auto", "cudagraphs": "auto"},
+                  options={"compile": [False, True], "cudagraphs": [False, True]}, total_steps=1_000_000)
+    assert res.variant.label == "fp32+compile+cudagraphs"
+    calls = dict(trial.calls)
+    timed = calls["fp32+compile"] - 3  # 1 warm-up + 2 for compiling
+    assert calls["fp32+compile+cudagraphs"] == 5 + timed  # and 2 more to warm up and record the graphs
