@@ -238,7 +238,8 @@ class Generator(Plugin):
         seeds = image_seeds(seed, n)
         base_attrs["n_planned"] = int(n)
         writer = SyntheticSet.create(out, class_names=self.class_names, image_size=self.image_size,
-                                     attrs=base_attrs, resume=resume, force=force, chunk_size=chunk_size)
+                                     attrs=base_attrs, resume=resume, force=force, chunk_size=chunk_size,
+                                     preallocate=n)
         committed = [writer.committed]
         try:
             with isolated_global_rng():
@@ -252,10 +253,12 @@ class Generator(Plugin):
 
     def _write(self, writer, committed: list[int], n, labels, seeds, src_idx, src_images, batch_size, chunk_size,
                progress) -> SyntheticSet:
-        """Generate batch by batch; each chunk is written by one background thread while the next
-        is generated (h5py releases the GIL while it writes), so writing costs little on top of
-        generating. At most one chunk is in flight; an error or interrupt waits for it, so every
-        chunk handed to the writer is committed before the exception leaves."""
+        """Generate batch by batch; each chunk (its list of batches, not concatenated) is written by
+        one background thread while the next is generated. The set is preallocated, so the writer
+        puts the images with ``os.pwrite``, outside the GIL (h5py holds it while it writes), and
+        writing costs little on top of generating. At most one chunk is in flight; an error or
+        interrupt waits for it, so every chunk handed to the writer is committed before the
+        exception leaves."""
         with writer, ThreadPoolExecutor(max_workers=1, thread_name_prefix="augengine-write") as pool:
             start = writer.committed
             bar = tqdm(total=n, initial=start, desc=f"generate {self.name}", unit="img", disable=not progress)
@@ -283,7 +286,10 @@ class Generator(Plugin):
                         pending.append((imgs, labels[s:e], seeds[s:e], None))
                     pending_n += e - s
                     if pending_n >= chunk_size or e == n:
-                        chunk_imgs, chunk_labels, chunk_seeds = (np.concatenate([p[i] for p in pending]) for i in range(3))
+                        # the images stay a list of batches (the writer writes each in place); the
+                        # per-image columns are small
+                        chunk_imgs = [p[0] for p in pending]
+                        chunk_labels, chunk_seeds = (np.concatenate([p[i] for p in pending]) for i in (1, 2))
                         chunk_src = None if self.mode != "translate" else np.concatenate([p[3] for p in pending])
                         settle()
                         in_flight = pool.submit(writer.append, chunk_imgs, chunk_labels, seeds=chunk_seeds,

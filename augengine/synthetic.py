@@ -2,7 +2,9 @@
 
 Layout (schema version 1)::
 
-    images        uint8  N×S×S×3   chunked (chunk_size images per chunk), uncompressed
+    images        uint8  N×S×S×3   uncompressed; contiguous when the number of images was known
+                                    at creation (``preallocate``), else chunked (a divisor of
+                                    chunk_size images per chunk, at most 4 MiB)
     labels        int64  N          indices into attrs["class_names"]
     seeds         int64  N          per-image seed (image i = f(checkpoint, label_i, seed_i))
     scores        float32 N         optional (filters store their scores here)
@@ -12,9 +14,14 @@ Layout (schema version 1)::
            committed (images durably written), complete (bool), n_planned
 
 Crash safety: a set being written lives in ``<name>.partial.h5``; ``committed`` is updated
-and the file flushed after every chunk; :meth:`SyntheticSetWriter.close` renames it to
-``<name>.h5`` atomically. Opening a partial set for reading is an error; ``resume=True``
-continues after the last committed chunk.
+and the file flushed after every chunk, after the chunk's images are written;
+:meth:`SyntheticSetWriter.close` renames it to ``<name>.h5`` atomically. Opening a partial set
+for reading is an error; ``resume=True`` continues after the last committed chunk.
+
+Writing speed: a preallocated (contiguous) images dataset is written with ``os.pwrite`` at its
+file offset, which releases the GIL (h5py holds it while it writes), so a writer thread overlaps
+with a generating thread. Rows past ``committed`` are never read: :meth:`SyntheticSetWriter.close`
+refuses to finish a preallocated set with rows missing.
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ SCHEMA_VERSION = 1
 _OPTIONAL = {"scores": np.float32, "source_index": np.int64}
 #: attributes that may differ between the interrupted and the resuming process
 _NOT_COMPARED_ON_RESUME = {"versions", "created_at"}
+#: largest chunk of the chunked images layout
+_MAX_CHUNK_BYTES = 1 << 22
 
 
 def partial_path(path: str | Path) -> Path:
@@ -52,6 +61,22 @@ def _json_attr(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+def _chunk_rows(chunk_size: int, image_bytes: int) -> int:
+    """Rows per HDF5 chunk of the chunked images layout: the largest divisor of ``chunk_size``
+    within 4 MiB, so appends of ``chunk_size`` images never rewrite a partly filled chunk."""
+    c = max(1, int(chunk_size))
+    cap = max(1, _MAX_CHUNK_BYTES // image_bytes)
+    return max(d for d in range(1, min(c, cap) + 1) if c % d == 0)
+
+
+def _direct_offset(f: h5py.File) -> int | None:
+    """File offset of a contiguous, allocated images dataset that ``os.pwrite`` can write, else None."""
+    dset = f["images"]
+    if dset.chunks is not None or not hasattr(os, "pwrite") or f.driver != "sec2":
+        return None
+    return dset.id.get_offset()
+
+
 class SyntheticSetWriter:
     """Appends images to a partial set; :meth:`close` makes it final. Use :meth:`SyntheticSet.create`."""
 
@@ -62,6 +87,31 @@ class SyntheticSetWriter:
         self.chunk_size = chunk_size
         self.image_size = int(file.attrs["image_size"])
         self.class_names = json.loads(file.attrs["class_names"])
+        images = file["images"]
+        #: rows of a contiguous (preallocated) images dataset; None for the chunked layout
+        self.preallocated: int | None = int(images.shape[0]) if images.chunks is None else None
+        self._row_bytes = int(np.prod(images.shape[1:]))
+        self._offset = _direct_offset(file)
+        self._fd: int | None = None
+        if self._offset is not None:
+            self._fd = os.open(self.partial, os.O_WRONLY | getattr(os, "O_BINARY", 0))
+
+    @property
+    def direct(self) -> bool:
+        """True when images are written with ``os.pwrite`` (outside the GIL) rather than h5py."""
+        return self._fd is not None
+
+    def _pwrite(self, images: np.ndarray, row: int) -> None:
+        buf = memoryview(np.ascontiguousarray(images).reshape(-1))
+        pos = self._offset + row * self._row_bytes
+        while len(buf):
+            done = os.pwrite(self._fd, buf, pos)
+            buf, pos = buf[done:], pos + done
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
 
     @property
     def committed(self) -> int:
@@ -69,18 +119,27 @@ class SyntheticSetWriter:
         return int(self._f.attrs["committed"])
 
     def append(self, images, labels, *, seeds=None, scores=None, source_index=None) -> int:
-        """Append a batch and commit it (flushed before returning).
+        """Append images and commit them (flushed before returning).
+
+        ``images`` may also be a list of uint8 arrays (batches): they are written one after
+        another, in place, without being concatenated first.
 
         Shape:
-            - images: :math:`(K, S, S, 3)` uint8.
+            - images: :math:`(K, S, S, 3)` uint8, or a list of :math:`(K_j, S, S, 3)` with
+              :math:`\\sum K_j = K`.
             - labels, seeds, scores, source_index: :math:`(K,)`.
 
         Returns:
             the new committed count.
         """
-        images = np.asarray(images)
-        check_images(images, where=f"{self.partial}: append(images)", size=self.image_size)
-        k = images.shape[0]
+        if isinstance(images, (list, tuple)) and images and all(
+                isinstance(b, np.ndarray) and b.ndim == 4 for b in images):
+            batches = list(images)
+        else:
+            batches = [np.asarray(images)]
+        for b in batches:
+            check_images(b, where=f"{self.partial}: append(images)", size=self.image_size)
+        k = sum(b.shape[0] for b in batches)
         labels = np.asarray(labels, dtype=np.int64).reshape(-1)
         if labels.shape[0] != k:
             raise ShapeError(f"{self.partial}: append(labels): expected {k} labels, got {labels.shape[0]}")
@@ -103,8 +162,19 @@ class SyntheticSetWriter:
             if col.shape[0] != k:
                 raise ShapeError(f"{self.partial}: append({name}): expected {k} values, got {col.shape[0]}")
         n0 = self.committed
-        self._f["images"].resize(n0 + k, axis=0)
-        self._f["images"][n0 : n0 + k] = images
+        dset = self._f["images"]
+        if self.preallocated is None:
+            dset.resize(n0 + k, axis=0)
+        elif n0 + k > self.preallocated:
+            raise DataError(f"{self.partial}: append: {n0 + k} images would exceed the {self.preallocated} "
+                            "the set was created for (preallocate)")
+        row = n0
+        for b in batches:  # images first: committed counts only rows already written
+            if self._fd is not None:
+                self._pwrite(b, row)
+            else:
+                dset[row : row + b.shape[0]] = b
+            row += b.shape[0]
         for name, col in cols.items():
             self._f[name].resize(n0 + k, axis=0)
             self._f[name][n0 : n0 + k] = col
@@ -113,7 +183,16 @@ class SyntheticSetWriter:
         return n0 + k
 
     def close(self, **attrs: Any) -> "SyntheticSet":
-        """Mark complete, close, rename ``.partial.h5`` → ``.h5`` atomically, and reopen for reading."""
+        """Mark complete, close, rename ``.partial.h5`` → ``.h5`` atomically, and reopen for reading.
+
+        Raises:
+            DataError: the set was preallocated for more images than were appended (nothing is
+                closed or renamed: append the rest, or :meth:`abort` and resume later).
+        """
+        if self.preallocated is not None and self.committed != self.preallocated:
+            raise DataError(f"{self.partial}: only {self.committed} of the {self.preallocated} images the set was "
+                            "created for are written; append the rest (or resume) before close()")
+        self._close_fd()
         for k, v in attrs.items():
             self._f.attrs[k] = v if isinstance(v, (str, int, float, bool, np.generic)) else _json_attr(v)
         self._f.attrs["complete"] = True
@@ -125,6 +204,7 @@ class SyntheticSetWriter:
 
     def abort(self) -> None:
         """Close without finishing (the partial file stays, resumable)."""
+        self._close_fd()
         if self._f.id.valid:
             self._f.close()
 
@@ -168,8 +248,16 @@ class SyntheticSet(ImageSet):
         resume: bool = False,
         force: bool = False,
         chunk_size: int = 256,
+        preallocate: int | None = None,
     ) -> SyntheticSetWriter:
         """Start (or with ``resume=True`` continue) writing the set that will be ``path``.
+
+        Args:
+            preallocate: the number of images the set will hold, when known: the images are
+                then stored contiguously, allocated up front and written with ``os.pwrite``
+                (outside the GIL), and :meth:`SyntheticSetWriter.close` requires exactly that
+                many. Without it (or where ``os.pwrite`` is missing) images are chunked and
+                written by h5py. A resumed set keeps the layout it was created with.
 
         Raises:
             DataError: ``path`` exists (pass ``force=True`` to overwrite), or a partial set
@@ -196,8 +284,16 @@ class SyntheticSet(ImageSet):
                     if k in f.attrs and str(f.attrs[k]) != str(v if isinstance(v, (str, int, float, bool)) else _json_attr(v)):
                         raise DataError(f"{part}: partial set was made with another {k}; pass force=True to start over")
                 n = int(f.attrs["committed"])
+                rows = f["images"].shape[0]
+                if f["images"].chunks is None:  # preallocated: rows past `committed` get overwritten
+                    if n > rows:
+                        raise DataError(f"{part}: the unfinished set is damaged ({n} images committed, {rows} "
+                                        "allocated); pass force=True to start over")
+                    if preallocate is not None and int(preallocate) != rows:
+                        raise DataError(f"{part}: partial set was created for {rows} images, not {preallocate}; "
+                                        "pass force=True to start over")
                 for name in ("images", "labels", "seeds", *_OPTIONAL):
-                    if name in f and f[name].shape[0] != n:
+                    if name in f and f[name].chunks is not None and f[name].shape[0] != n:
                         f[name].resize(n, axis=0)  # drop an uncommitted tail
             except BaseException:
                 f.close()
@@ -208,8 +304,17 @@ class SyntheticSet(ImageSet):
         path.parent.mkdir(parents=True, exist_ok=True)
         f = h5py.File(part, "w")
         s = int(image_size)
-        f.create_dataset("images", shape=(0, s, s, 3), maxshape=(None, s, s, 3), dtype=np.uint8,
-                         chunks=(max(1, min(chunk_size, max(1, (1 << 22) // (s * s * 3)))), s, s, 3))
+        if preallocate is not None and int(preallocate) > 0 and hasattr(os, "pwrite") and f.driver == "sec2":
+            dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+            dcpl.set_layout(h5py.h5d.CONTIGUOUS)
+            dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)  # the file offset exists from the start
+            dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)  # nothing written now (a sparse region)
+            f.create_dataset("images", shape=(int(preallocate), s, s, 3), dtype=np.uint8, dcpl=dcpl)
+            if _direct_offset(f) is None:  # no plain file offset (another driver): chunked after all
+                del f["images"]
+        if "images" not in f:
+            f.create_dataset("images", shape=(0, s, s, 3), maxshape=(None, s, s, 3), dtype=np.uint8,
+                             chunks=(_chunk_rows(chunk_size, s * s * 3), s, s, 3))
         f.create_dataset("labels", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(max(chunk_size, 1),))
         f.create_dataset("seeds", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(max(chunk_size, 1),))
         f.attrs["schema_version"] = SCHEMA_VERSION
@@ -259,6 +364,8 @@ class SyntheticSet(ImageSet):
                         pass
                 attrs[k] = v
             n = int(attrs["committed"])
+            if f["images"].shape[0] != n:
+                raise DataError(f"{path}: dataset 'images' holds {f['images'].shape[0]} rows, attribute committed is {n}")
             labels = f["labels"][:n]
             seeds = f["seeds"][:n]
             scores = f["scores"][:n] if "scores" in f else None

@@ -1,4 +1,5 @@
-"""SyntheticSet crash safety: SIGKILL mid-write + resume equals an uninterrupted run; schema errors."""
+"""SyntheticSet crash safety: SIGKILL mid-write + resume equals an uninterrupted run (chunked and
+preallocated layouts); schema errors."""
 
 from __future__ import annotations
 
@@ -32,16 +33,19 @@ WRITER = textwrap.dedent(
         return (rng.integers(0, 256, (CHUNK, SIZE, SIZE, 3), dtype=np.uint8), rng.integers(0, 3, CHUNK),
                 np.arange(k * CHUNK, (k + 1) * CHUNK))
 
-    def run(path, resume, slow_from=-1, log=print):
+    def run(path, resume, slow_from=-1, log=print, preallocate=None):
         w = SyntheticSet.create(path, class_names=["a", "b", "c"], image_size=SIZE, attrs={{"generator": "test"}},
-                                resume=resume, chunk_size=CHUNK)
+                                resume=resume, chunk_size=CHUNK, preallocate=preallocate)
         for k in range(w.committed // CHUNK, N_CHUNKS):
             if k == slow_from:
                 # start writing chunk k by hand (uncommitted pixels on disk), then wait to be killed
                 f = w._f
                 n0 = w.committed
-                f["images"].resize(n0 + CHUNK, axis=0)
-                f["images"][n0:] = 255
+                if w.preallocated is None:
+                    f["images"].resize(n0 + CHUNK, axis=0)
+                    f["images"][n0:] = 255
+                else:
+                    w._pwrite(np.full((CHUNK, SIZE, SIZE, 3), 255, np.uint8), n0)
                 f.flush()
                 log("mid-write")
                 time.sleep(60)
@@ -51,20 +55,23 @@ WRITER = textwrap.dedent(
         w.close(generator_config={{"z": 1}})
 
     if __name__ == "__main__":
-        run(sys.argv[1], False, int(sys.argv[2]), log=lambda m: print(m, flush=True))
+        run(sys.argv[1], False, int(sys.argv[2]), log=lambda m: print(m, flush=True),
+            preallocate=int(sys.argv[3]) or None)
     """
 ).format(CHUNK=CHUNK, N_CHUNKS=N_CHUNKS, SIZE=SIZE)
 
 
-def test_sigkill_mid_write_then_resume_equals_uninterrupted(tmp_path):
+@pytest.mark.parametrize("preallocate", [None, N_CHUNKS * CHUNK], ids=["chunked", "preallocated"])
+def test_sigkill_mid_write_then_resume_equals_uninterrupted(tmp_path, preallocate):
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
     ns: dict = {"__name__": "writer"}
     exec(compile(WRITER, str(script), "exec"), ns)
     ref = tmp_path / "ref.h5"
-    ns["run"](ref, False)  # uninterrupted, in this process
+    ns["run"](ref, False)  # uninterrupted, in this process (chunked layout)
     out = tmp_path / "set.h5"
-    p = subprocess.Popen([sys.executable, str(script), str(out), "3"], stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen([sys.executable, str(script), str(out), "3", str(preallocate or 0)], stdout=subprocess.PIPE,
+                         text=True)
     try:
         for line in p.stdout:
             if line.startswith("mid-write"):
@@ -79,11 +86,16 @@ def test_sigkill_mid_write_then_resume_equals_uninterrupted(tmp_path):
     with pytest.raises(DataError, match="not finished .*resume=True"):
         SyntheticSet.open(out)
     with h5py.File(partial_path(out)) as f:
-        assert f.attrs["committed"] == 3 * CHUNK and f["images"].shape[0] == 4 * CHUNK  # a torn chunk on disk
+        assert f.attrs["committed"] == 3 * CHUNK
+        if preallocate is None:
+            assert f["images"].chunks is not None and f["images"].shape[0] == 4 * CHUNK  # a torn chunk on disk
+        else:
+            assert f["images"].chunks is None and f["images"].shape[0] == preallocate
+            assert (f["images"][3 * CHUNK : 4 * CHUNK] == 255).all()  # the torn chunk, past `committed`
     with pytest.raises(DataError, match="unfinished set exists"):
         SyntheticSet.create(out, class_names=CLASSES, image_size=SIZE)
     log: list[str] = []
-    ns["run"](out, True, log=log.append)
+    ns["run"](out, True, log=log.append, preallocate=preallocate)
     assert log[0] == f"committed {4 * CHUNK}"  # resumed after the last committed chunk
     a, b = SyntheticSet.open(ref), SyntheticSet.open(out)
     assert len(a) == len(b) == N_CHUNKS * CHUNK
