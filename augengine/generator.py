@@ -253,25 +253,32 @@ class Generator(Plugin):
 
     def _write(self, writer, committed: list[int], n, labels, seeds, src_idx, src_images, batch_size, chunk_size,
                progress) -> SyntheticSet:
-        """Generate batch by batch; each chunk (its list of batches, not concatenated) is written by
-        one background thread while the next is generated. The set is preallocated, so the writer
-        puts the images with ``os.pwrite``, outside the GIL (h5py holds it while it writes), and
-        writing costs little on top of generating. At most one chunk is in flight; an error or
-        interrupt waits for it, so every chunk handed to the writer is committed before the
-        exception leaves."""
+        """Generate batch by batch. One background thread writes each batch's images (``stage``)
+        while the next batch is generated and commits every chunk's labels and seeds after its
+        images. The set is preallocated, so the images go out with ``os.pwrite``, outside the GIL
+        (h5py holds it while it writes), and writing costs little on top of generating.
+
+        A batch is handed over as the plugin returned it (no copy) and dropped once written, so
+        the plugin's next allocation reuses its memory: holding a chunk of batches made the C
+        allocator hand the memory back to the OS and fault fresh pages in for every batch.
+
+        At most one batch write (and one chunk commit) is in flight; an error or interrupt waits
+        for them, so every chunk whose commit was handed to the writer is committed before the
+        exception leaves, and staged images of an unfinished chunk are dropped on resume."""
         with writer, ThreadPoolExecutor(max_workers=1, thread_name_prefix="augengine-write") as pool:
             start = writer.committed
             bar = tqdm(total=n, initial=start, desc=f"generate {self.name}", unit="img", disable=not progress)
             step = max(1, min(batch_size, chunk_size))
-            pending: list[tuple] = []
+            pending: list[tuple] = []  # (labels, seeds, source_index) of the staged batches
             pending_n = 0
-            in_flight: Future | None = None
+            in_flight: list[tuple[Future, bool]] = []  # (future, is a commit), in submission order
 
             def settle() -> None:
-                nonlocal in_flight
-                if in_flight is not None:
-                    fut, in_flight = in_flight, None
-                    committed[0] = fut.result()
+                while in_flight:
+                    fut, is_commit = in_flight.pop(0)
+                    res = fut.result()
+                    if is_commit:
+                        committed[0] = res
 
             try:
                 for s in range(start, n, step):
@@ -279,21 +286,19 @@ class Generator(Plugin):
                     if self.mode == "translate":
                         imgs, out_labels = self.translate(src_images[src_idx[s:e]], labels[s:e])
                         imgs = self._checked(imgs, e - s, "translate()")
-                        out_labels = np.asarray(out_labels, dtype=np.int64)
-                        pending.append((imgs, out_labels, seeds[s:e], src_idx[s:e]))
+                        pending.append((np.asarray(out_labels, dtype=np.int64), seeds[s:e], src_idx[s:e]))
                     else:
                         imgs = self._checked(self.sample(labels[s:e], seeds[s:e]), e - s, "sample()")
-                        pending.append((imgs, labels[s:e], seeds[s:e], None))
+                        pending.append((labels[s:e], seeds[s:e], None))
+                    settle()
+                    in_flight.append((pool.submit(writer.stage, imgs), False))
+                    del imgs
                     pending_n += e - s
                     if pending_n >= chunk_size or e == n:
-                        # the images stay a list of batches (the writer writes each in place); the
-                        # per-image columns are small
-                        chunk_imgs = [p[0] for p in pending]
-                        chunk_labels, chunk_seeds = (np.concatenate([p[i] for p in pending]) for i in (1, 2))
-                        chunk_src = None if self.mode != "translate" else np.concatenate([p[3] for p in pending])
-                        settle()
-                        in_flight = pool.submit(writer.append, chunk_imgs, chunk_labels, seeds=chunk_seeds,
-                                                source_index=chunk_src)
+                        chunk_labels, chunk_seeds = (np.concatenate([p[i] for p in pending]) for i in (0, 1))
+                        chunk_src = None if self.mode != "translate" else np.concatenate([p[2] for p in pending])
+                        in_flight.append((pool.submit(writer.commit, chunk_labels, seeds=chunk_seeds,
+                                                      source_index=chunk_src), True))
                         pending, pending_n = [], 0
                     bar.update(e - s)
             finally:

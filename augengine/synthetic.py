@@ -20,8 +20,10 @@ for reading is an error; ``resume=True`` continues after the last committed chun
 
 Writing speed: a preallocated (contiguous) images dataset is written with ``os.pwrite`` at its
 file offset, which releases the GIL (h5py holds it while it writes), so a writer thread overlaps
-with a generating thread. Rows past ``committed`` are never read: :meth:`SyntheticSetWriter.close`
-refuses to finish a preallocated set with rows missing.
+with a generating thread; :meth:`SyntheticSetWriter.stage` writes a batch's images as soon as it
+exists and :meth:`SyntheticSetWriter.commit` commits a chunk's labels and seeds after them. Rows
+past ``committed`` are never read: :meth:`SyntheticSetWriter.close` refuses to finish a
+preallocated set with rows missing.
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ class SyntheticSetWriter:
         self._row_bytes = int(np.prod(images.shape[1:]))
         self._offset = _direct_offset(file)
         self._fd: int | None = None
+        self._staged = 0
         if self._offset is not None:
             self._fd = os.open(self.partial, os.O_WRONLY | getattr(os, "O_BINARY", 0))
 
@@ -118,69 +121,101 @@ class SyntheticSetWriter:
         """Number of images durably written."""
         return int(self._f.attrs["committed"])
 
-    def append(self, images, labels, *, seeds=None, scores=None, source_index=None) -> int:
-        """Append images and commit them (flushed before returning).
+    @property
+    def staged(self) -> int:
+        """Number of images written by :meth:`stage` and not committed yet."""
+        return self._staged
 
-        ``images`` may also be a list of uint8 arrays (batches): they are written one after
-        another, in place, without being concatenated first.
+    def stage(self, images) -> int:
+        """Write images after the committed and staged ones, without committing them.
+
+        They count (and survive an interruption) only once :meth:`commit` is called; a
+        preallocated set writes them with ``os.pwrite``, which releases the GIL, so a thread can
+        stage a batch while another generates the next.
 
         Shape:
-            - images: :math:`(K, S, S, 3)` uint8, or a list of :math:`(K_j, S, S, 3)` with
-              :math:`\\sum K_j = K`.
-            - labels, seeds, scores, source_index: :math:`(K,)`.
+            - images: :math:`(K, S, S, 3)` uint8.
 
         Returns:
-            the new committed count.
+            the number of staged images.
         """
-        if isinstance(images, (list, tuple)) and images and all(
-                isinstance(b, np.ndarray) and b.ndim == 4 for b in images):
-            batches = list(images)
+        images = check_images(np.asarray(images), where=f"{self.partial}: stage(images)", size=self.image_size)
+        k = images.shape[0]
+        row = self.committed + self._staged
+        dset = self._f["images"]
+        if self.preallocated is None:
+            dset.resize(row + k, axis=0)
+        elif row + k > self.preallocated:
+            raise DataError(f"{self.partial}: {row + k} images would exceed the {self.preallocated} "
+                            "the set was created for (preallocate)")
+        if self._fd is not None:
+            self._pwrite(images, row)
         else:
-            batches = [np.asarray(images)]
-        for b in batches:
-            check_images(b, where=f"{self.partial}: append(images)", size=self.image_size)
-        k = sum(b.shape[0] for b in batches)
+            dset[row : row + k] = images
+        self._staged += k
+        return self._staged
+
+    def _columns(self, k: int, labels, seeds, scores, source_index, what: str) -> dict[str, np.ndarray]:
         labels = np.asarray(labels, dtype=np.int64).reshape(-1)
         if labels.shape[0] != k:
-            raise ShapeError(f"{self.partial}: append(labels): expected {k} labels, got {labels.shape[0]}")
+            raise ShapeError(f"{self.partial}: {what}(labels): expected {k} labels, got {labels.shape[0]}")
         if k and (labels.min() < 0 or labels.max() >= len(self.class_names)):
-            raise DataError(f"{self.partial}: append(labels): values must be in 0..{len(self.class_names) - 1}")
+            raise DataError(f"{self.partial}: {what}(labels): values must be in 0..{len(self.class_names) - 1}")
         seeds = np.full(k, -1, np.int64) if seeds is None else np.asarray(seeds, dtype=np.int64).reshape(-1)
         cols = {"labels": labels, "seeds": seeds}
         for name, dtype in _OPTIONAL.items():
             val = {"scores": scores, "source_index": source_index}[name]
             if val is None:
                 if name in self._f:
-                    raise DataError(f"{self.partial}: append: {name} was given for earlier images, missing now")
+                    raise DataError(f"{self.partial}: {what}: {name} was given for earlier images, missing now")
                 continue
             if name not in self._f:
                 if self.committed:
-                    raise DataError(f"{self.partial}: append: {name} given now but not for earlier images")
+                    raise DataError(f"{self.partial}: {what}: {name} given now but not for earlier images")
                 self._f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(max(self.chunk_size, 1),))
             cols[name] = np.asarray(val, dtype=dtype).reshape(-1)
         for name, col in cols.items():
             if col.shape[0] != k:
-                raise ShapeError(f"{self.partial}: append({name}): expected {k} values, got {col.shape[0]}")
-        n0 = self.committed
-        dset = self._f["images"]
-        if self.preallocated is None:
-            dset.resize(n0 + k, axis=0)
-        elif n0 + k > self.preallocated:
-            raise DataError(f"{self.partial}: append: {n0 + k} images would exceed the {self.preallocated} "
-                            "the set was created for (preallocate)")
-        row = n0
-        for b in batches:  # images first: committed counts only rows already written
-            if self._fd is not None:
-                self._pwrite(b, row)
-            else:
-                dset[row : row + b.shape[0]] = b
-            row += b.shape[0]
+                raise ShapeError(f"{self.partial}: {what}({name}): expected {k} values, got {col.shape[0]}")
+        return cols
+
+    def _commit(self, cols: dict[str, np.ndarray]) -> int:
+        n0, k = self.committed, self._staged
         for name, col in cols.items():
             self._f[name].resize(n0 + k, axis=0)
             self._f[name][n0 : n0 + k] = col
-        self._f.attrs["committed"] = n0 + k
+        self._f.attrs["committed"] = n0 + k  # after the images: committed counts only rows written
         self._f.flush()
+        self._staged = 0
         return n0 + k
+
+    def commit(self, labels, *, seeds=None, scores=None, source_index=None) -> int:
+        """Commit the staged images with their per-image values (flushed before returning).
+
+        Shape:
+            - labels, seeds, scores, source_index: :math:`(K,)` for the K staged images.
+
+        Returns:
+            the new committed count.
+        """
+        return self._commit(self._columns(self._staged, labels, seeds, scores, source_index, "commit"))
+
+    def append(self, images, labels, *, seeds=None, scores=None, source_index=None) -> int:
+        """Append images and commit them (flushed before returning): :meth:`stage` + :meth:`commit`.
+
+        Shape:
+            - images: :math:`(K, S, S, 3)` uint8.
+            - labels, seeds, scores, source_index: :math:`(K,)`.
+
+        Returns:
+            the new committed count.
+        """
+        if self._staged:
+            raise DataError(f"{self.partial}: append: {self._staged} staged images are not committed; commit() them first")
+        images = check_images(np.asarray(images), where=f"{self.partial}: append(images)", size=self.image_size)
+        cols = self._columns(images.shape[0], labels, seeds, scores, source_index, "append")
+        self.stage(images)
+        return self._commit(cols)
 
     def close(self, **attrs: Any) -> "SyntheticSet":
         """Mark complete, close, rename ``.partial.h5`` → ``.h5`` atomically, and reopen for reading.
@@ -189,6 +224,8 @@ class SyntheticSetWriter:
             DataError: the set was preallocated for more images than were appended (nothing is
                 closed or renamed: append the rest, or :meth:`abort` and resume later).
         """
+        if self._staged:
+            raise DataError(f"{self.partial}: {self._staged} staged images are not committed; commit() them before close()")
         if self.preallocated is not None and self.committed != self.preallocated:
             raise DataError(f"{self.partial}: only {self.committed} of the {self.preallocated} images the set was "
                             "created for are written; append the rest (or resume) before close()")

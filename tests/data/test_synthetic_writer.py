@@ -100,12 +100,18 @@ def test_close_refuses_missing_rows_then_resume_finishes(tmp_path):
     out = tmp_path / "s.h5"
     w = SyntheticSet.create(out, class_names=CLASSES, image_size=SIZE, preallocate=8, chunk_size=4)
     assert w.preallocated == 8 and w.direct
-    w.append([imgs[:1], imgs[1:4]], [0, 1, 2, 0])  # a list of batches, written in place
+    assert w.stage(imgs[:1]) == 1 and w.stage(imgs[1:4]) == 4 and w.committed == 0  # batches, written in place
+    with pytest.raises(DataError, match="4 staged images are not committed"):
+        w.close()
+    with pytest.raises(ae.ShapeError, match=r"commit\(labels\): expected 4 labels, got 3"):
+        w.commit([0, 1, 2])
+    assert w.commit([0, 1, 2, 0]) == 4 and w.staged == 0
     with pytest.raises(DataError) as e:
         w.close()
     assert "s.partial.h5" in str(e.value) and "4 of the 8" in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(DataError, match="exceed the 8"):
         w.append(imgs, [0] * 8)
+    w.stage(imgs[4:6])  # staged, never committed: dropped by the resume below
     w.abort()
     assert not out.exists() and partial_path(out).exists()
     with pytest.raises(DataError, match="not finished"):
@@ -143,3 +149,33 @@ def test_chunk_rows_divide_chunk_size_within_4_mib(tmp_path):
         assert w.preallocated is None and not w.direct and w._f["images"].chunks == (64, 128, 128, 3)
     finally:
         w.abort()
+
+
+class _FlipConfig(ae.PluginConfig):
+    image_size: int = SIZE
+
+
+class _Flip(ae.Generator):
+    """A translator that mirrors its source images and labels them all class 0."""
+
+    name = "test-flip"
+    Config = _FlipConfig
+    mode = "translate"
+
+    def translate(self, images, labels):
+        return np.ascontiguousarray(images[:, :, ::-1]), np.zeros(len(images), np.int64)
+
+
+def test_translations_written_in_both_layouts_with_source_index(tmp_path, monkeypatch):
+    src = tiny_imageset(n_per_class=4, size=SIZE, counts=[4, 3, 2])
+    g = _Flip()
+    g.class_names, g.train_counts = ["x", "y"], {"x": 1, "y": 1}
+    kw = dict(source=src, seed=2, chunk_size=5, batch_size=3, progress=False)  # chunks of 2 batches, last short
+    direct = g.generate(14, out=tmp_path / "d.h5", **kw)  # 14 > 9 source images: cycles
+    monkeypatch.delattr(os, "pwrite")
+    fallback = g.generate(14, out=tmp_path / "f.h5", **kw)
+    assert _layout(direct.path) == "contiguous" and _layout(fallback.path) == "chunked"
+    _same(direct, fallback)
+    np.testing.assert_array_equal(direct.source_index, fallback.source_index)
+    np.testing.assert_array_equal(direct.images(), src.images(SIZE)[direct.source_index][:, :, ::-1])
+    assert sorted(direct.source_index[:9].tolist()) == list(range(9)) and (direct.labels == 0).all()
