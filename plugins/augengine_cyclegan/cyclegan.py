@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -55,6 +56,9 @@ from .pool import ImageHistory
 __all__ = ["CycleGanGenerator", "CycleGanConfig", "LOSS_NAMES"]
 
 CHECKPOINT = "checkpoint.pt"
+# translations of at least this many images replay a captured CUDA graph per image on a GPU (a
+# sample grid of a few images during a fit is not worth a capture)
+REPLAY_MIN_IMAGES = 16
 LOSS_NAMES = ("G_gan_y", "G_gan_x", "cycle_x", "cycle_y", "idt_y", "idt_x", "D_y", "D_x")
 # config fields that define the training trajectory: a resumed run must agree on them
 _TRAJECTORY = ("image_size", "load_size", "flip", "n_blocks", "ngf", "ndf", "n_layers_d", "lr", "beta1", "beta2",
@@ -159,6 +163,7 @@ class CycleGanGenerator(ae.Generator):
             for m in (self.G, self.F, self.D_x, self.D_y):
                 m.to(memory_format=torch.channels_last)
         self._nets = {"G": self.G, "F": self.F, "D_x": self.D_x, "D_y": self.D_y}
+        self._replays: dict[tuple, Any] = {}  # CUDA graphs of the per-image inference (see _per_image)
         if v.grouped:  # the pairs own the weights; G, F, D_x, D_y become views into them
             self._call = {"GF": GroupedPair(self.G, self.F), "D": GroupedPair(self.D_y, self.D_x)}
         else:
@@ -664,13 +669,67 @@ class CycleGanGenerator(ae.Generator):
         m = self._nets[net]
         m.eval()
         out = []
+        forward = self._per_image(net) if batch_size == 1 and len(images) >= REPLAY_MIN_IMAGES else None
         for s in range(0, len(images), 64):
             chunk = self._to_model(images[s:s + 64])
-            with self._autocast():
-                res = [m(chunk[i:i + batch_size]).float() for i in range(0, len(chunk), batch_size)]
+            if forward is not None:
+                res = [forward(chunk[i:i + 1]) for i in range(len(chunk))]
+            else:
+                with self._autocast():
+                    res = [m(chunk[i:i + batch_size]).float() for i in range(0, len(chunk), batch_size)]
             out.append(ae.from_model(torch.cat(res)))
         m.train()
         return np.concatenate(out) if out else np.zeros((0, self.image_size, self.image_size, 3), np.uint8)
+
+    def _per_image(self, net: str):
+        """On a CUDA device, one image's forward pass of ``net`` as a replayed CUDA graph: the
+        same kernels as the eager pass (same numbers), launched as one graph instead of one by
+        one — batch-1 inference of the 9-block generator is launch-bound on a GPU. Captured once
+        per network and precision; the captured weights are the network's own tensors, which
+        training and loading update in place. None elsewhere, or where capture fails (the
+        eager pass is used then)."""
+        if self.device.type != "cuda":
+            return None
+        key = (net, self.variant.precision, self.use_channels_last)
+        if not hasattr(self, "_replays"):
+            self._replays = {}
+        if key not in self._replays:
+            self._replays[key] = self._capture(net)
+        return self._replays[key]
+
+    def _capture(self, net: str):
+        m = self._nets[net]
+        s = self.image_size
+        static_in = self._to_model(torch.zeros(1, s, s, 3, dtype=torch.uint8))
+        dtype = self.amp_dtype
+
+        def forward():  # autocast's weight cache cannot live across graph replays: off here
+            if dtype is None:
+                return m(static_in).float()
+            with torch.autocast("cuda", dtype=dtype, cache_enabled=False):
+                return m(static_in).float()
+
+        try:
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):  # warm-up: cuDNN picks its kernels outside the capture
+                for _ in range(2):
+                    forward()
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                static_out = forward()
+        except RuntimeError as e:  # e.g. an operator that cannot be captured: the eager pass works
+            warnings.warn(f"generator 'cyclegan': per-image CUDA graph of {net} not captured "
+                          f"({str(e).splitlines()[0][:120]}); translating eagerly", RuntimeWarning, stacklevel=3)
+            return None
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            static_in.copy_(x)
+            graph.replay()
+            return static_out.clone()
+
+        return run
 
     def translate(self, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Translate domain-X images into domain Y with G.

@@ -164,3 +164,22 @@ def test_compiled_variants_train_the_same_losses(variant):
     assert np.isfinite(got).all()
     diff, spread = np.abs(base - got).mean(), np.abs(base - other_seed).mean()
     assert diff < 0.05 * spread, (diff, spread)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device (benchmarks/gpu.sh runs this)")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_translation_replayed_as_cuda_graph_equals_the_eager_pass(precision):
+    _, g = _losses(precision=precision, channels_last=precision == "bf16", device="cuda")
+    imgs = tiny_imageset(n_per_class=6, size=32, seed=3).images(32)[:20]
+    assert len(imgs) >= 16  # enough images for the replayed path
+    replayed = g._apply("G", imgs)
+    assert any(v is not None for v in g._replays.values())
+    eager = np.concatenate([g._apply("G", imgs[i:i + 8]) for i in range(0, len(imgs), 8)])  # < 16: eager
+    assert np.abs(replayed.astype(int) - eager).max() <= 1
+    # weights updated in place (as training and loading do) are what the next replay computes with
+    with torch.no_grad():
+        for p in g.G.parameters():
+            p.mul_(0.5)
+    again = g._apply("G", imgs)
+    eager2 = np.concatenate([g._apply("G", imgs[i:i + 8]) for i in range(0, len(imgs), 8)])
+    assert np.abs(again.astype(int) - eager2).max() <= 1 and not np.array_equal(again, replayed)
