@@ -221,8 +221,9 @@ class SyntheticSetWriter:
         """Mark complete, close, rename ``.partial.h5`` → ``.h5`` atomically, and reopen for reading.
 
         Raises:
-            DataError: the set was preallocated for more images than were appended (nothing is
-                closed or renamed: append the rest, or :meth:`abort` and resume later).
+            DataError: staged images are not committed, or the set was preallocated for more
+                images than were committed (nothing is closed or renamed: write the rest, or
+                :meth:`abort` and resume later).
         """
         if self._staged:
             raise DataError(f"{self.partial}: {self._staged} staged images are not committed; commit() them before close()")
