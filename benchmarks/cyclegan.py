@@ -61,6 +61,34 @@ REF = {"ref-fp32": None, "ref-bf16": "bf16"}
 
 
 
+def run_child(cmd: list[str], env: dict, timeout: float) -> tuple[int, str, list[str]]:
+    """Run one row's process: (exit code, its output, its output's lines). The default row's
+    autotune lines are passed through as they come, so that a log shows how far a row got even
+    when a time limit kills the benchmark."""
+    import threading
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    lines: list[str] = []
+
+    def pump():
+        for ln in proc.stdout:
+            lines.append(ln.rstrip("\n"))
+            if ln.startswith(("autotune:", "default resolved")):
+                print(f"      {ln.rstrip()}", file=sys.stderr, flush=True)
+
+    t = threading.Thread(target=pump, daemon=True)
+    t.start()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        t.join(timeout=5)
+    return proc.returncode, "\n".join(lines), [ln for ln in lines if not ln.startswith("RESULT ")]
+
+
 # -- one measurement (runs in a child process) ---------------------------------------------------
 def _data(size: int, n: int, seed: int = 0):
     import torch
@@ -170,7 +198,9 @@ def _time_loop(step, iters, warmup, log_losses, device, translate) -> dict:
         times.append((time.perf_counter() - t0) * 1000)
     for i in range(warmup + iters, log_losses):
         losses.append(step(i))
-    imgs = np.random.default_rng(0).integers(0, 256, (8, *_size_of(step), 3), dtype=np.uint8)
+    # 32 images: ours replays a CUDA graph per image from 16 on (REPLAY_MIN_IMAGES), the reference
+    # translates them as one batch
+    imgs = np.random.default_rng(0).integers(0, 256, (32, *_size_of(step), 3), dtype=np.uint8)
     translate(imgs)  # warm-up
     sync()
     t0 = time.perf_counter()
@@ -322,15 +352,15 @@ def main(argv=None) -> int:
                             args.loss_check if v in ("fp32", "default", "ref-fp32") else 0)
             t_row = time.perf_counter()
             try:
-                proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.row_timeout)
+                rc, stdout, stderr = run_child(cmd, env, args.row_timeout)
             except subprocess.TimeoutExpired:
                 print(f"  {size:>4} px  {v:<16} TIMEOUT after {args.row_timeout:.0f} s")
                 rows.append({"size": size, "variant": v, "error": "timeout"})
                 save()
                 continue
-            line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
-            if proc.returncode or line is None:
-                err = (proc.stderr.strip().splitlines() or ["?"])[-1]
+            line = next((ln for ln in stdout.splitlines() if ln.startswith("RESULT ")), None)
+            if rc or line is None:
+                err = (stderr or ["?"])[-1]
                 print(f"  {size:>4} px  {v:<16} FAILED: {err}")
                 rows.append({"size": size, "variant": v, "error": err})
                 save()

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# GPU acceptance: the engine on one CUDA device, end to end (budget: 8 minutes on one H100/H200).
+# GPU acceptance: the engine on one CUDA device, end to end. Aimed at 8 minutes on one H100 or
+# H200; on a fresh H200 it takes longer (about 17 minutes projected: the CycleGAN default rows'
+# trials compile each candidate for ~75 s there; README, Benchmarks).
 #
 #   benchmarks/gpu.sh [REFERENCE_CHECKOUT]
 #
@@ -55,7 +57,7 @@ step contracts 150 env AUGENGINE_TEST_DEVICE=cuda "$PY" -m pytest -q -p no:cache
 step acgan 90 "$PY" benchmarks/acgan.py --device cuda --sizes 128 --iters 10 --warmup 3 \
     --variants default fp32 bf16 bf16+cl --gen-n 16384 --gen-size 128 --skip-curves --out "$OUT/acgan.json"
 
-step resnet50 45 "$PY" - <<'EOF'
+step resnet50 90 "$PY" - <<'EOF'
 import importlib.util, json, os, sys
 import augengine as ae
 spec = importlib.util.spec_from_file_location("clfbench", "benchmarks/classifier.py")
@@ -63,7 +65,9 @@ b = importlib.util.module_from_spec(spec); spec.loader.exec_module(b)
 clf = ae.create_classifier("resnet", arch="resnet50", image_size=224, batch_size=64, pretrained=None, device="cuda")
 res = clf._resolve_speed(8, 30 * 125, progress=True)  # a 30-epoch fit of ~8,000 images
 b.VARIANTS["default"] = (res.variant.precision, res.variant.channels_last, res.variant.compile)
-tp = b.throughput("resnet50", 224, 64, 8, 3, 10, list(b.VARIANTS), device="cuda")
+# fixed rows without torch.compile (compiling ResNet-50 takes longer than this whole part)
+rows = [k for k, v in b.VARIANTS.items() if k == "default" or not v[2]]
+tp = b.throughput("resnet50", 224, 64, 8, 3, 10, rows, device="cuda")
 print(json.dumps(tp, indent=1))
 json.dump(tp, open(os.path.join(os.environ["OUT"], "resnet50.json"), "w"))
 EOF

@@ -222,3 +222,29 @@ def test_cudagraph_candidates_get_their_warm_up_and_can_win():
     calls = dict(trial.calls)
     timed = calls["fp32+compile"] - 3  # 1 warm-up + 2 for compiling
     assert calls["fp32+compile+cudagraphs"] == 5 + timed  # and 2 more to warm up and record the graphs
+
+
+def test_compiled_candidates_are_charged_the_measured_compile_time():
+    class Compiling(StubTrial):
+        def __call__(self, v, n):
+            self.calls.append((v.label, n))
+            secs = [self.ms[v.label] / 1000.0] * n
+            if v.compile:
+                secs[0] += self.compile_s  # the first step compiles
+            return secs
+
+    ms = {"fp32": 100.0, "fp32+compile": 50.0, "fp32+compile+cudagraphs": 20.0}
+    req = {"precision": "fp32", "compile": "auto", "cudagraphs": "auto"}
+    opts = {"compile": [False, True], "cudagraphs": [False, True]}
+    # a budget of 0.05 × 40,000 × 0.1 s = 200 s: room for the assumed 60 s compile and another
+    cheap = Compiling(ms)
+    cheap.compile_s = 5.0
+    res = resolve(cheap, requested=req, options=opts, total_steps=40_000, use_cache=False)
+    assert res.variant.label == "fp32+compile+cudagraphs"
+    # a compile measured at 250 s leaves no room for another (the assumed 60 s would have)
+    slow = Compiling(ms)
+    slow.compile_s = 250.0
+    res = resolve(slow, requested=req, options=opts, total_steps=40_000, use_cache=False)
+    assert res.variant.label == "fp32+compile"
+    assert res.timings_ms["fp32+compile+cudagraphs"] is None
+    assert [c for c, _ in slow.calls] == ["fp32", "fp32+compile"]

@@ -68,7 +68,11 @@ def test_variants_train_the_same_losses_within_seed_spread(variant):
     assert g.speed.source == "fixed"
     spread = np.abs(base - other_seed).mean()
     diff = np.abs(base - got).mean()
-    assert diff < 1e-3 < spread, (diff, spread)
+    # on a CPU the variants round like the separate networks (1e-3); on CUDA, cuDNN runs grouped
+    # and batched convolutions with other algorithms (TF32 included): 0.0026 against a spread of
+    # 0.35 on an H200 — still far inside the seed spread
+    tol = 1e-3 if g.device.type == "cpu" else 0.02 * spread
+    assert diff < tol < spread, (diff, spread)
 
 
 def test_grouped_run_saves_separate_networks_and_reloads(tmp_path):

@@ -58,7 +58,7 @@ def test_acgan_resume_reuses_the_recorded_variant(tmp_path, monkeypatch):
     assert rec["speed"]["variant"]["channels_last"] is False
     # ... then a long fit's trial caches channels_last on for this machine and architecture ...
     g = ae.create_generator("acgan", **{**TINY16, "compile": False})
-    g._resolve_speed(3, 400)
+    g._resolve_speed(3, 4000)  # stubbed 1-2 ms steps are timed ~20 times each: a fit long enough for that
     assert g.variant.channels_last and calls
     # ... and the resume keeps the recorded variant
     calls.clear()
