@@ -198,6 +198,7 @@ def _time_loop(step, iters, warmup, log_losses, device, translate) -> dict:
         times.append((time.perf_counter() - t0) * 1000)
     for i in range(warmup + iters, log_losses):
         losses.append(step(i))
+    profile = _profile(step, max(warmup + iters, log_losses), device, sync)
     # 32 images: ours replays a CUDA graph per image from 16 on (REPLAY_MIN_IMAGES), the reference
     # translates them as one batch
     imgs = np.random.default_rng(0).integers(0, 256, (32, *_size_of(step), 3), dtype=np.uint8)
@@ -212,7 +213,31 @@ def _time_loop(step, iters, warmup, log_losses, device, translate) -> dict:
     peak = (torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda")
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return {"ms_per_iter": float(np.median(times)), "ms_min": float(np.min(times)), "ms_warmup": first,
-            "peak_mib": peak, "translate_img_s": tps, "losses": losses[:log_losses] if log_losses else []}
+            "peak_mib": peak, "translate_img_s": tps, "losses": losses[:log_losses] if log_losses else [],
+            **({"profile": profile} if profile else {})}
+
+
+def _profile(step, first: int, device: str, sync) -> str | None:
+    """``--profile N``: N more steps under torch.profiler; the operators (and on a GPU the kernels)
+    by their own time, as a table (what a step spends its time on, per variant)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    n = int(os.environ.get("AUGENGINE_BENCH_PROFILE", "0") or 0)
+    if n <= 0:
+        return None
+    cuda = device.startswith("cuda")
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+        for i in range(first, first + n):
+            step(i)
+        sync()
+    table = prof.key_averages()
+    for key in (["self_device_time_total", "self_cuda_time_total"] if cuda else []) + ["self_cpu_time_total"]:
+        try:
+            return f"{n} steps, sorted by {key}\n" + table.table(sort_by=key, row_limit=25)
+        except (AttributeError, KeyError, ValueError):
+            continue
+    return None
 
 
 def _size_of(step) -> tuple[int, int]:
@@ -294,6 +319,9 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="32 px, 6 blocks (the smallest the reference builds), fp32 and bf16+cl, 1 iteration (smoke check)")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     ap.add_argument("--row-timeout", type=float, default=3600, help="seconds before a row's process is killed")
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="also run N steps of every row under torch.profiler and print (and save) the top operators "
+                         "and kernels by their own time")
     ap.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--variant", help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
@@ -345,7 +373,8 @@ def main(argv=None) -> int:
         return cmd + (["--reference", args.reference] if v in REF else [])
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins"),
-                                                      os.environ.get("PYTHONPATH", "")])}
+                                                      os.environ.get("PYTHONPATH", "")]),
+           "AUGENGINE_BENCH_PROFILE": str(args.profile)}
     for size in sizes:
         for v in variants:
             cmd = child_cmd(v, size, args.iters, args.warmup + (2 if "compile" in v or v == "default" else 0),
@@ -373,6 +402,8 @@ def main(argv=None) -> int:
                 v = res["variant_label"] = f"default ({res['resolved']}, {res['source']})"
             print(f"  {size:>4} px  {v:<16} {res['ms_per_iter']:9.1f} ms/it  peak {res['peak_mib']:7.0f} MiB  "
                   f"translate {res['translate_img_s']:7.1f} img/s  ({res['row_wall_s']:.0f} s)", flush=True)
+            if res.get("profile"):
+                print(res["profile"], flush=True)
     # table with speed-ups against the reference's best (or our fp32)
     print()
     print(f"| size | variant | ms/iter | speed-up vs {'ref best' if args.reference else 'fp32'} | peak MiB | translate img/s |")

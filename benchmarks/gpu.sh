@@ -18,7 +18,8 @@
 # Environment: PYTHON (default .venv/bin/python, else python3), OUT, BENCH_OUT (the quick
 # bench's folder, default $OUT/bench-quick), PARTS (default "contracts cyclegan acgan resnet50
 # bench-quick": run only those), CG_SIZES (default 256,128), CG_VARIANTS (CycleGAN rows of ours,
-# autotune's labels, e.g. bf16+cl+batched+grouped+cudagraphs), BENCH_JOBS (default 4), AUGENGINE_CACHE (the
+# autotune's labels, e.g. bf16+cl+batched+grouped+cudagraphs), CG_PROFILE (N: profile N steps of
+# each CycleGAN row, kernels by GPU time, into cyclegan.json), BENCH_JOBS (default 4), AUGENGINE_CACHE (the
 # autotune cache; a fresh machine measures once, a few tens of seconds per plugin and size).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -81,7 +82,7 @@ CG_VARIANTS="${CG_VARIANTS:-default,bf16+cl+batched+grouped+cudagraphs}"
 CG_REF=()
 [ -n "$REF" ] && CG_REF=(--reference "$REF")
 step cyclegan 420 "$PY" benchmarks/cyclegan.py --device cuda --sizes "${CG_SIZES:-256,128}" --iters 20 --warmup 3 \
-    --variants "$CG_VARIANTS" "${CG_REF[@]}" --out "$OUT/cyclegan.json"
+    --variants "$CG_VARIANTS" "${CG_REF[@]}" ${CG_PROFILE:+--profile "$CG_PROFILE"} --out "$OUT/cyclegan.json"
 
 
 "$PY" - "$OUT" <<'EOF'
