@@ -4,8 +4,8 @@ Every plugin exposes the same speed knobs — ``precision`` (fp32 | bf16 | fp16 
 ``channels_last`` (memory format), and where it has them ``batched_passes``, ``grouped``
 (CycleGAN), ``compile`` (torch.compile) and ``cudagraphs`` (CycleGAN: torch.compile's
 ``reduce-overhead`` mode, which replays the compiled graphs as CUDA graphs: one launch per graph
-instead of one per kernel, for the launch-bound small-batch steps of a GPU; it implies compile). A knob set to a fixed value is used as given; a knob
-left at ``"auto"`` is resolved here by *measuring*, never by a rule proven on one machine:
+instead of one per kernel, for the launch-bound small-batch steps of a GPU; it implies compile).
+A knob set to a fixed value is used as given; a knob left at ``"auto"`` is resolved here by *measuring*, never by a rule proven on one machine:
 
 1. a resumed run reuses the variant recorded in its ``run.json`` (same numerics as the run it
    continues);
@@ -342,11 +342,10 @@ def _trial_search(space, trial: Trial, steps: int, warmup: int, share: float, to
     # what a compiled candidate is expected to spend compiling: assumed until one has compiled,
     # then the longest measured (an H200 machine took ~75 s per CycleGAN variant at 256 px, a
     # 2-core CPU ~50 s; a graph compiled before is a cache hit of a few seconds)
-    compile_s = COMPILE_COST_S
-    compiled_once = False
+    compile_times: list[float] = []
 
     def measure(v: Variant) -> float | None:
-        nonlocal spent, compile_s, compiled_once
+        nonlocal spent
         if v.label in timings:
             return timings[v.label]
         # compiled candidates compile in their first steps (and recompile once a second input shape
@@ -369,9 +368,7 @@ def _trial_search(space, trial: Trial, steps: int, warmup: int, share: float, to
                 torch.compiler.reset()
         ms = statistics.median(secs[w:] or secs) * 1000.0
         if v.compile:
-            took = max(0.0, sum(secs[:w]) - w * ms / 1000.0)
-            compile_s = took if not compiled_once else max(compile_s, took)
-            compiled_once = True
+            compile_times.append(max(0.0, sum(secs[:w]) - w * ms / 1000.0))
         if timings:
             spent += time.perf_counter() - t0
         else:
@@ -402,7 +399,7 @@ def _trial_search(space, trial: Trial, steps: int, warmup: int, share: float, to
                 cand = replace(best, **{knob: value})
                 if cand == best or cand.label in timings:  # measured (or failed, or skipped) before
                     continue
-                extra = compile_s if cand.compile else 0.0
+                extra = max(compile_times, default=COMPILE_COST_S) if cand.compile else 0.0
                 if spent + extra + (warmup + timed) * best_ms / 1000.0 > budget:
                     say(f"autotune: {cand.label} not tried (trial budget of {budget:.0f} s spent)")
                     timings[cand.label] = None

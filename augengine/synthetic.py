@@ -342,13 +342,13 @@ class SyntheticSet(ImageSet):
         path.parent.mkdir(parents=True, exist_ok=True)
         f = h5py.File(part, "w")
         s = int(image_size)
-        if preallocate is not None and int(preallocate) > 0 and hasattr(os, "pwrite") and f.driver == "sec2":
+        if preallocate is not None and int(preallocate) > 0:
             dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
             dcpl.set_layout(h5py.h5d.CONTIGUOUS)
             dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)  # the file offset exists from the start
             dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)  # nothing written now (a sparse region)
             f.create_dataset("images", shape=(int(preallocate), s, s, 3), dtype=np.uint8, dcpl=dcpl)
-            if _direct_offset(f) is None:  # no plain file offset (another driver): chunked after all
+            if _direct_offset(f) is None:  # no os.pwrite or no plain file offset: chunked after all
                 del f["images"]
         if "images" not in f:
             f.create_dataset("images", shape=(0, s, s, 3), maxshape=(None, s, s, 3), dtype=np.uint8,

@@ -61,8 +61,8 @@ REF = {"ref-fp32": None, "ref-bf16": "bf16"}
 
 
 
-def run_child(cmd: list[str], env: dict, timeout: float) -> tuple[int, str, list[str]]:
-    """Run one row's process: (exit code, its output, its output's lines). The default row's
+def run_child(cmd: list[str], env: dict, timeout: float) -> tuple[int, list[str]]:
+    """Run one row's process: (exit code, its output's lines, stderr included). The default row's
     autotune lines are passed through as they come, so that a log shows how far a row got even
     when a time limit kills the benchmark."""
     import threading
@@ -86,7 +86,13 @@ def run_child(cmd: list[str], env: dict, timeout: float) -> tuple[int, str, list
         raise
     finally:
         t.join(timeout=5)
-    return proc.returncode, "\n".join(lines), [ln for ln in lines if not ln.startswith("RESULT ")]
+    return proc.returncode, lines
+
+
+def result_line(lines: list[str]) -> dict | None:
+    """The measurement a row's process printed (its ``RESULT`` line), or None."""
+    line = next((ln for ln in lines if ln.startswith("RESULT ")), None)
+    return json.loads(line[len("RESULT "):]) if line else None
 
 
 # -- one measurement (runs in a child process) ---------------------------------------------------
@@ -381,20 +387,19 @@ def main(argv=None) -> int:
                             args.loss_check if v in ("fp32", "default", "ref-fp32") else 0)
             t_row = time.perf_counter()
             try:
-                rc, stdout, stderr = run_child(cmd, env, args.row_timeout)
+                rc, lines = run_child(cmd, env, args.row_timeout)
             except subprocess.TimeoutExpired:
                 print(f"  {size:>4} px  {v:<16} TIMEOUT after {args.row_timeout:.0f} s")
                 rows.append({"size": size, "variant": v, "error": "timeout"})
                 save()
                 continue
-            line = next((ln for ln in stdout.splitlines() if ln.startswith("RESULT ")), None)
-            if rc or line is None:
-                err = (stderr or ["?"])[-1]
+            res = result_line(lines)
+            if rc or res is None:
+                err = (lines or ["?"])[-1]
                 print(f"  {size:>4} px  {v:<16} FAILED: {err}")
                 rows.append({"size": size, "variant": v, "error": err})
                 save()
                 continue
-            res = json.loads(line[len("RESULT "):])
             res["row_wall_s"] = round(time.perf_counter() - t_row, 1)
             rows.append({"size": size, "variant": v, **res})
             save()
@@ -427,13 +432,12 @@ def main(argv=None) -> int:
     curves = {}
     if args.loss_check:
         for size in sizes:  # the spread of two fp32 seeds: what "the same training" varies by
-            proc = subprocess.run(child_cmd("fp32", size, 1, 0, args.loss_check, seed=1), capture_output=True,
-                                  text=True, env=env, timeout=args.row_timeout)
-            line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
-            if line:
-                curves[(size, "fp32 seed 1")] = json.loads(line[len("RESULT "):])["losses"]
+            rc, lines = run_child(child_cmd("fp32", size, 1, 0, args.loss_check, seed=1), env, args.row_timeout)
+            res = result_line(lines)
+            if res is not None:
+                curves[(size, "fp32 seed 1")] = res["losses"]
             else:
-                print(f"  {size} px fp32 seed 1 FAILED: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+                print(f"  {size} px fp32 seed 1 FAILED: {(lines or ['?'])[-1]}")
         for r in rows:
             if r.get("losses"):
                 curves[(r["size"], r["variant"])] = r["losses"]

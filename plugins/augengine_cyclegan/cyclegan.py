@@ -660,23 +660,23 @@ class CycleGanGenerator(ae.Generator):
 
     # -- inference ---------------------------------------------------------------------
     @torch.no_grad()
-    def _apply(self, net: str, images: np.ndarray, batch_size: int = 1) -> np.ndarray:
+    def _apply(self, net: str, images: np.ndarray) -> np.ndarray:
         # one image per forward pass: a convolution's rounding can depend on the batch it runs
         # in (oneDNN picks kernels by shape), and an image's translation must not depend on
         # which other images were translated with it (same seed → same set, whatever the chunking)
         # Images go to the device and come back 64 at a time (one copy each way, no wait per
-        # image on a GPU); the forward passes stay one per ``batch_size`` images.
+        # image on a GPU); the forward passes stay one per image.
         m = self._nets[net]
         m.eval()
         out = []
-        forward = self._per_image(net) if batch_size == 1 and len(images) >= REPLAY_MIN_IMAGES else None
+        forward = self._per_image(net) if len(images) >= REPLAY_MIN_IMAGES else None
         for s in range(0, len(images), 64):
             chunk = self._to_model(images[s:s + 64])
             if forward is not None:
                 res = [forward(chunk[i:i + 1]) for i in range(len(chunk))]
             else:
                 with self._autocast():
-                    res = [m(chunk[i:i + batch_size]).float() for i in range(0, len(chunk), batch_size)]
+                    res = [m(chunk[i:i + 1]).float() for i in range(len(chunk))]
             out.append(ae.from_model(torch.cat(res)))
         m.train()
         return np.concatenate(out) if out else np.zeros((0, self.image_size, self.image_size, 3), np.uint8)
@@ -691,8 +691,6 @@ class CycleGanGenerator(ae.Generator):
         if self.device.type != "cuda":
             return None
         key = (net, self.variant.precision, self.use_channels_last)
-        if not hasattr(self, "_replays"):
-            self._replays = {}
         if key not in self._replays:
             self._replays[key] = self._capture(net)
         return self._replays[key]
