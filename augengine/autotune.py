@@ -23,6 +23,14 @@ grouping, compile), each knob keeping the best value found so far for the others
 grows with the number of knobs, not with their product. ``$AUGENGINE_AUTOTUNE`` = ``off`` skips
 trials (safe defaults, unless cached or resumed); ``retune`` ignores the cache.
 
+Compiling is the long part of a trial (a minute or more per compiled candidate, each compiled
+from scratch). When the plugin's trial can run in another process (a :class:`PluginTrial`), the
+compiled candidates a pass over the knobs is about to measure are compiled side by side first,
+one fresh process each (``$AUGENGINE_AUTOTUNE_WORKERS`` at a time; default a third of the CPU
+cores, at least 2, at most 8; 1 = never): their generated code lands in torch.compile's on-disk
+caches (inductor's FX graph cache, AOTAutograd's), so that the trial's own compile of each, in this
+process and timed as before, is a cache hit of seconds. Only the timings of this process count.
+
 The :class:`Resolution` goes into the run record (``run.json`` key ``speed``): the variant, where
 it came from (``fixed``, ``resume``, ``cache``, ``trial``, ``default``) and the trial's timings.
 """
@@ -32,6 +40,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import statistics
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -54,6 +63,8 @@ __all__ = [
     "cache_file",
     "resolve_variant",
     "static_variant",
+    "PluginTrial",
+    "precompile_workers",
 ]
 
 KNOBS = ("precision", "channels_last", "batched", "grouped", "compile", "cudagraphs")
@@ -66,6 +77,13 @@ COMPILE_COST_S = 60.0
 # timed steps per candidate: at least ``steps``, more while they take under TIMED_SECONDS in all
 TIMED_SECONDS = 1.0
 MAX_TIMED_STEPS = 20
+# a round of compiles side by side takes longer than one compile alone (they share the cores: two
+# CycleGAN candidates at 128 px on 2 cores took 109 s together, 72 s each alone); assumed until a
+# round has been measured
+PARALLEL_ROUND_FACTOR = 1.5
+# seconds a compiled candidate is assumed to spend loading its precompiled code (measured: 3.4 s
+# for a CycleGAN candidate at 128 px on a 2-core CPU), until one has been measured
+CACHE_HIT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -284,7 +302,7 @@ def resolve_variant(*, plugin: str, arch: str, image_size: int, device: torch.de
                     requested: Mapping[str, Any], options: Mapping[str, Sequence[Any]], trial: Trial | None,
                     total_steps: int, steps: int = 3, warmup: int = 1, share: float = 0.05,
                     recorded: Mapping[str, Any] | None = None, use_cache: bool = True,
-                    log: Callable[[str], None] | None = None) -> Resolution:
+                    log: Callable[[str], None] | None = None, workers: int | None = None) -> Resolution:
     """Resolve the ``auto`` speed knobs of one fit.
 
     Args:
@@ -293,7 +311,9 @@ def resolve_variant(*, plugin: str, arch: str, image_size: int, device: torch.de
         requested: knob → ``"auto"`` or a fixed value (from the plugin's config).
         options: knob → values ``auto`` may take on this device (safe value first or not).
         trial: ``trial(variant, n)`` runs ``n`` training steps of ``variant`` and returns each
-            step's seconds (synchronised); it must leave the caller's RNG state untouched.
+            step's seconds (synchronised); it must leave the caller's RNG state untouched. A
+            trial that pickles (a :class:`PluginTrial`) also compiles candidates ahead in other
+            processes.
         total_steps: training steps of the fit (the trial runs only when it costs at most
             ``share`` of them, and of their time as estimated from the first candidate).
         steps, warmup: timed steps per candidate (at least; more when steps are fast: about
@@ -301,6 +321,8 @@ def resolve_variant(*, plugin: str, arch: str, image_size: int, device: torch.de
             ones (compile candidates get 2 more warm-up steps, CUDA-graph candidates 4).
         recorded: the ``speed`` record of the run being resumed.
         use_cache: read and write ``autotune.json``.
+        workers: processes compiling candidates side by side (default
+            :func:`precompile_workers`; 1 = compile each in turn, in this process).
 
     Returns:
         the :class:`Resolution` (variant, source, key, timings).
@@ -328,14 +350,26 @@ def resolve_variant(*, plugin: str, arch: str, image_size: int, device: torch.de
     per_cand = warmup + steps
     if mode == "off" or trial is None or n_cands * per_cand > share * total_steps:
         return Resolution(safe, "default", key)
-    res = _trial_search(space, trial, steps, warmup, share, total_steps, say)
+    if workers is None:
+        workers = precompile_workers()
+    if workers > 1 and not _picklable(trial):
+        workers = 1
+    res = _trial_search(space, trial, steps, warmup, share, total_steps, say, workers)
     res.key = key
     if use_cache:
         _store(key, res)
     return res
 
 
-def _trial_search(space, trial: Trial, steps: int, warmup: int, share: float, total_steps: int, say) -> Resolution:
+def _warm_steps(v: Variant, warmup: int) -> int:
+    """Untimed steps before a candidate's timed ones: compiled candidates compile in their first
+    steps (and recompile once a second input shape or requires_grad state shows up); CUDA graphs
+    warm up eagerly, then record, then replay."""
+    return warmup + (2 if v.compile else 0) + (2 if v.cudagraphs else 0)
+
+
+def _trial_search(space, trial: Trial, steps: int, warmup: int, share: float, total_steps: int, say,
+                  workers: int = 1) -> Resolution:
     timings: dict[str, float | None] = {}
     spent = 0.0
     timed = steps  # raised once the first candidate's step time is known (below)
@@ -343,14 +377,15 @@ def _trial_search(space, trial: Trial, steps: int, warmup: int, share: float, to
     # then the longest measured (an H200 machine took ~75 s per CycleGAN variant at 256 px, a
     # 2-core CPU ~50 s; a graph compiled before is a cache hit of a few seconds)
     compile_times: list[float] = []
+    precompiled: set[str] = set()  # compiled ahead in other processes: this one loads their code
+    hit_times: list[float] = []  # what loading precompiled code took here
+    round_times: list[float] = []  # wall seconds of one round of compiles side by side
 
     def measure(v: Variant) -> float | None:
         nonlocal spent
         if v.label in timings:
             return timings[v.label]
-        # compiled candidates compile in their first steps (and recompile once a second input shape
-        # or requires_grad state shows up); CUDA graphs warm up eagerly, then record, then replay
-        w = warmup + (2 if v.compile else 0) + (2 if v.cudagraphs else 0)
+        w = _warm_steps(v, warmup)
         t0 = time.perf_counter()
         try:
             secs = list(trial(v, w + timed))
@@ -368,7 +403,8 @@ def _trial_search(space, trial: Trial, steps: int, warmup: int, share: float, to
                 torch.compiler.reset()
         ms = statistics.median(secs[w:] or secs) * 1000.0
         if v.compile:
-            compile_times.append(max(0.0, sum(secs[:w]) - w * ms / 1000.0))
+            (hit_times if v.label in precompiled else compile_times).append(
+                max(0.0, sum(secs[:w]) - w * ms / 1000.0))
         if timings:
             spent += time.perf_counter() - t0
         else:
@@ -380,6 +416,37 @@ def _trial_search(space, trial: Trial, steps: int, warmup: int, share: float, to
         say(f"autotune: {v.label} {ms:.1f} ms/step")
         return ms
 
+    def compile_cost() -> float:
+        return max(compile_times, default=COMPILE_COST_S)
+
+    def precompile_ahead(ahead: list[Variant], step_s: float) -> None:
+        """Compile the first of ``ahead`` side by side: one round (``workers`` of them), if the
+        budget allows it. One round at a time: when one of them wins, the candidates after it
+        change (they are the new best's neighbours), and compiling the old ones would be wasted."""
+        nonlocal spent
+        per_round = max(round_times, default=compile_cost() * PARALLEL_ROUND_FACTOR)
+        per_cand = max(hit_times, default=CACHE_HIT_S) + step_s
+        chosen = ahead[:workers]
+        while chosen and spent + per_round + len(chosen) * per_cand > budget:
+            chosen.pop()
+        if len(chosen) < 2:
+            return  # one candidate compiles as fast here, and is timed in the same go
+        say(f"autotune: compiling {', '.join(v.label for v in chosen)} side by side "
+            f"({min(workers, len(chosen))} processes)")
+        t0 = time.perf_counter()
+        if torch.cuda.is_initialized():
+            torch.cuda.empty_cache()  # the processes need GPU memory that this one keeps cached
+        failed = _precompile(trial, [(v, _warm_steps(v, warmup)) for v in chosen], workers,
+                             timeout=max(600.0, 5 * per_round))
+        wall = time.perf_counter() - t0
+        spent += wall
+        round_times.append(wall)
+        for v in chosen:
+            if v.label in failed:
+                say(f"autotune: {v.label} failed to compile ahead ({failed[v.label]}); compiling it here")
+            else:
+                precompiled.add(v.label)
+
     best = _safe_of(space)
     best_ms = measure(best)
     if best_ms is None:
@@ -389,27 +456,205 @@ def _trial_search(space, trial: Trial, steps: int, warmup: int, share: float, to
     # launch queues): time fast steps for about a second, so that the medians compare variants
     # rather than noise (3 steps of a CPU step of seconds are already long enough)
     timed = max(steps, min(MAX_TIMED_STEPS, math.ceil(TIMED_SECONDS / max(best_ms / 1000.0, 1e-6))))
+    order = [(knob, value) for knob in KNOBS for value in space[knob]]
     # coordinate descent: one knob at a time from the best so far, and passes over the knobs
     # until one changes nothing: knobs interact (channels_last loses in eager mode on some CPUs
     # and wins once torch.compile fuses the norms), so a winner found late reopens the others
     for _ in range(len(KNOBS)):
         start = best
-        for knob in KNOBS:
-            for value in space[knob]:
-                cand = replace(best, **{knob: value})
-                if cand == best or cand.label in timings:  # measured (or failed, or skipped) before
-                    continue
-                extra = max(compile_times, default=COMPILE_COST_S) if cand.compile else 0.0
-                if spent + extra + (warmup + timed) * best_ms / 1000.0 > budget:
-                    say(f"autotune: {cand.label} not tried (trial budget of {budget:.0f} s spent)")
-                    timings[cand.label] = None
-                    continue
-                ms = measure(cand)
-                if ms is not None and ms < best_ms:
-                    best, best_ms = cand, ms
+        for i, (knob, value) in enumerate(order):
+            cand = replace(best, **{knob: value})
+            if cand == best or cand.label in timings:  # measured (or failed, or skipped) before
+                continue
+            step_s = (warmup + timed) * best_ms / 1000.0
+            if cand.compile and cand.label not in precompiled and workers > 1:
+                # the compiled candidates still ahead in this pass (as the best stands now)
+                ahead: dict[str, Variant] = {}
+                for k2, v2 in order[i:]:
+                    c2 = replace(best, **{k2: v2})
+                    if c2.compile and c2 != best and c2.label not in timings and c2.label not in precompiled:
+                        ahead.setdefault(c2.label, c2)
+                precompile_ahead(list(ahead.values()), step_s)
+            if cand.compile:
+                extra = max(hit_times, default=CACHE_HIT_S) if cand.label in precompiled else compile_cost()
+            else:
+                extra = 0.0
+            if spent + extra + step_s > budget:
+                say(f"autotune: {cand.label} not tried (trial budget of {budget:.0f} s spent)")
+                timings[cand.label] = None
+                continue
+            ms = measure(cand)
+            if ms is not None and ms < best_ms:
+                best, best_ms = cand, ms
         if best == start:
             break
     return Resolution(best, "trial", timings_ms=timings)
+
+
+# -- compiling ahead, in other processes -----------------------------------------------------------
+def precompile_workers() -> int:
+    """Processes that compile trial candidates side by side: ``$AUGENGINE_AUTOTUNE_WORKERS``, else
+    a third of this process's CPU cores, at least 2, at most 8; 1 where torch.compile's on-disk
+    caches are off (nothing would carry over)."""
+    env = os.environ.get("AUGENGINE_AUTOTUNE_WORKERS")
+    if env is not None:
+        try:
+            n = int(env)
+        except ValueError:
+            n = -1
+        if n < 1:
+            raise ConfigError(f"environment variable AUGENGINE_AUTOTUNE_WORKERS: expected a whole number ≥ 1, got {env!r}")
+        return n
+    try:
+        from torch._functorch import config as aot_config
+        from torch._inductor import config as inductor_config
+
+        if not (inductor_config.fx_graph_cache and aot_config.enable_autograd_cache):
+            return 1
+    except (ImportError, AttributeError):
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(8, max(2, cores // 3))) if cores >= 2 else 1
+
+
+def _picklable(trial: Any) -> bool:
+    try:
+        pickle.dumps(trial)
+    except Exception:
+        return False
+    return True
+
+
+def _torch_settings() -> dict[str, Any]:
+    """The process-wide settings a compiled graph (and so its cache key) may depend on."""
+    return {"deterministic": torch.are_deterministic_algorithms_enabled(),
+            "deterministic_warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
+            "cudnn_deterministic": torch.backends.cudnn.deterministic, "cudnn_benchmark": torch.backends.cudnn.benchmark,
+            "cudnn_tf32": torch.backends.cudnn.allow_tf32, "matmul_tf32": torch.backends.cuda.matmul.allow_tf32,
+            "float32_matmul_precision": torch.get_float32_matmul_precision(), "threads": torch.get_num_threads()}
+
+
+def _apply_torch_settings(s: Mapping[str, Any]) -> None:
+    """Take over the settings ``s`` of :func:`_torch_settings` where this process differs. Only
+    where it differs: setting a flag to the value it has by default can still change a cache key
+    (an explicitly set TF32 flag is another precision setting than the default one), and then
+    nothing compiled here would be found there."""
+    now = _torch_settings()
+    if (now["deterministic"], now["deterministic_warn_only"]) != (s["deterministic"], s["deterministic_warn_only"]):
+        torch.use_deterministic_algorithms(s["deterministic"], warn_only=s["deterministic_warn_only"])
+    if now["cudnn_deterministic"] != s["cudnn_deterministic"]:
+        torch.backends.cudnn.deterministic = s["cudnn_deterministic"]
+    if now["cudnn_benchmark"] != s["cudnn_benchmark"]:
+        torch.backends.cudnn.benchmark = s["cudnn_benchmark"]
+    if now["cudnn_tf32"] != s["cudnn_tf32"]:
+        torch.backends.cudnn.allow_tf32 = s["cudnn_tf32"]
+    if now["matmul_tf32"] != s["matmul_tf32"]:
+        torch.backends.cuda.matmul.allow_tf32 = s["matmul_tf32"]
+    if now["float32_matmul_precision"] != s["float32_matmul_precision"]:
+        torch.set_float32_matmul_precision(s["float32_matmul_precision"])
+    # the same thread count even though the processes share the cores: inductor's CPU kernels are
+    # generated for it, and it is part of their cache key (another count would be a cache miss)
+    if now["threads"] != s["threads"]:
+        torch.set_num_threads(s["threads"])
+
+
+def _precompile_child() -> None:
+    """Body of a compiling process (``python -c``): read the job from stdin and run its warm-up
+    steps, compiling the variant into the on-disk caches."""
+    import sys
+
+    data = sys.stdin.buffer.read()
+    head, _, job = data.partition(b"\n")
+    sys.path[:] = json.loads(head)  # before unpickling: the plugin's class is imported by name
+    job = pickle.loads(job)
+    _apply_torch_settings(job["settings"])
+    job["trial"](job["variant"], job["steps"])
+
+
+def _precompile(trial: Trial, jobs: Sequence[tuple[Variant, int]], workers: int,
+                timeout: float = 3600.0) -> dict[str, str]:
+    """Run each ``(variant, steps)`` warm-up in its own fresh Python process (not a fork: CUDA
+    state does not survive one), ``workers`` at a time. Returns the variants that failed there,
+    label → why (they compile in the trial instead)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    settings = _torch_settings()
+    share = min(workers, len(jobs))
+    failed: dict[str, str] = {}
+    waiting = list(jobs)
+    running: list[tuple[Variant, subprocess.Popen, Any, float]] = []
+    code = "from augengine.autotune import _precompile_child; _precompile_child()"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # for that first import
+    try:
+        while waiting or running:
+            while waiting and len(running) < share:
+                v, steps = waiting.pop(0)
+                payload = json.dumps(sys.path).encode() + b"\n" + pickle.dumps(
+                    {"trial": trial, "variant": v, "steps": steps, "settings": settings})
+                err = tempfile.TemporaryFile()
+                try:
+                    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                                            stdout=subprocess.DEVNULL, stderr=err, env=env)
+                    proc.stdin.write(payload)
+                    proc.stdin.close()
+                except OSError as e:
+                    err.close()
+                    failed[v.label] = f"{type(e).__name__}: {e}"
+                    continue
+                running.append((v, proc, err, time.monotonic()))
+            for item in list(running):
+                v, proc, err, t0 = item
+                rc = proc.poll()
+                if rc is None and time.monotonic() - t0 > timeout:
+                    proc.kill()
+                    rc = proc.wait()
+                    failed[v.label] = f"still compiling after {timeout:.0f} s"
+                if rc is None:
+                    continue
+                running.remove(item)
+                if rc != 0 and v.label not in failed:
+                    err.seek(0)
+                    lines = [ln for ln in err.read().decode(errors="replace").splitlines() if ln.strip()]
+                    failed[v.label] = f"exit code {rc}: {lines[-1][:160] if lines else 'no message'}"
+                err.close()
+            if running:
+                time.sleep(0.2)
+    finally:
+        for v, proc, err, _ in running:  # interrupted: leave no compiling process behind
+            proc.kill()
+            proc.wait()
+            err.close()
+    return failed
+
+
+class PluginTrial:
+    """A plugin's trial method as a trial callable that also runs in another process.
+
+    In this process it calls ``getattr(plugin, method)(variant, n, *args)`` on the plugin itself;
+    pickled (for compiling candidates ahead in other processes), it carries the plugin's class,
+    config and device, and the other process calls the method on a new instance of that class made
+    from the config. The method must depend on nothing else of the instance (as trials on
+    throwaway networks do).
+    """
+
+    def __init__(self, plugin: Any, method: str = "_trial", *args: Any):
+        self._plugin = plugin
+        self.cls = type(plugin)
+        self.config = plugin.config.model_dump(mode="json")
+        self.device = str(plugin.device)
+        self.method, self.args = method, args
+
+    def __call__(self, v: Variant, n: int) -> Sequence[float]:
+        plugin = self._plugin
+        if plugin is None:  # in another process
+            plugin = self._plugin = self.cls(self.config)
+            plugin.device = torch.device(self.device)
+        return getattr(plugin, self.method)(v, n, *self.args)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_plugin": None}
 
 
 def timed_steps(step: Callable[[int], Any], n: int, device: torch.device | str) -> list[float]:

@@ -61,7 +61,15 @@ from augengine.selection import (
 
 # Speed settings that are measured rather than guessed (augengine.autotune), next to the
 # runtime helpers; plugins import them from this module.
-from augengine.autotune import Resolution, Variant, precision_options, resolve_variant, static_variant, timed_steps
+from augengine.autotune import (
+    PluginTrial,
+    Resolution,
+    Variant,
+    precision_options,
+    resolve_variant,
+    static_variant,
+    timed_steps,
+)
 
 __all__ = [
     # run records and checkpoints
@@ -103,7 +111,8 @@ __all__ = [
     "slug",
     "unique_slugs",
 ]
-__all__ += ["Resolution", "Variant", "precision_options", "resolve_variant", "static_variant", "timed_steps"]
+__all__ += ["PluginTrial", "Resolution", "Variant", "precision_options", "resolve_variant", "static_variant",
+            "timed_steps"]
 
 # What a plugin's ``work`` classmethod reports (plan estimates: augengine.work)
 from augengine.work import ClassifierPass, Work, work_autocast  # noqa: E402

@@ -17,6 +17,7 @@ import augengine
 from augengine import ConfigError, DataError, PluginError, TrainingDiverged, from_model, to_model
 from augengine.plugin_api import (
     LossScaler,
+    PluginTrial,
     Resolution,
     Variant,
     autocast_context,
@@ -205,7 +206,7 @@ class AcganGenerator(augengine.Generator):
         self.speed = resolve_variant(
             plugin=self.name, arch=arch, image_size=c.image_size, device=self.device, requested=self._requested(),
             options={"precision": precision_options(self.device), "channels_last": flags, "compile": flags},
-            trial=lambda v, n: self._trial(v, n, num_classes), total_steps=total_steps, recorded=recorded,
+            trial=PluginTrial(self, "_trial", num_classes), total_steps=total_steps, recorded=recorded,
             log=(lambda msg: tqdm.write(msg)) if progress else None)
         return self.speed
 

@@ -33,6 +33,7 @@ import augengine as ae
 from augengine import ConfigError, DataError, PluginError, TrainingDiverged
 from augengine.plugin_api import (
     LossScaler,
+    PluginTrial,
     Resolution,
     Variant,
     Work,
@@ -170,7 +171,10 @@ class CycleGanGenerator(ae.Generator):
             self._call = dict(self._nets)
         self._trained = dict(self._call)  # modules whose parameters the optimizers update
         if v.compile:
-            self._call = {k: torch.compile(m, mode=v.compile_mode) for k, m in self._call.items()}
+            # static shapes: a network sees two batch sizes per step at most (batched passes), and
+            # by default the second would recompile it for a symbolic batch size — slower kernels
+            # and shape arithmetic in every call, for no fewer graphs
+            self._call = {k: torch.compile(m, mode=v.compile_mode, dynamic=False) for k, m in self._call.items()}
 
     @property
     def variant(self) -> Variant:
@@ -198,7 +202,7 @@ class CycleGanGenerator(ae.Generator):
         """Resolve the ``auto`` speed knobs for a fit of ``total_steps`` iterations (see augengine.autotune)."""
         self.speed = resolve_variant(
             plugin=self.name, arch=self._arch(), image_size=self.config.image_size, device=self.device,
-            requested=self._requested(), trial=self._trial, total_steps=total_steps, recorded=recorded,
+            requested=self._requested(), trial=PluginTrial(self), total_steps=total_steps, recorded=recorded,
             options=self._speed_options(self.device),
             log=(lambda msg: tqdm.write(msg)) if progress else None)
         return self.speed

@@ -30,6 +30,7 @@ from augengine import ConfigError, DataError, ImageSet, TrainingDiverged, to_mod
 from augengine.plugin_api import (
     Augment,
     LossScaler,
+    PluginTrial,
     Work,
     atomic_write_bytes,
     atomic_write_json,
@@ -257,7 +258,7 @@ class ResnetClassifier(augengine.Classifier):
             plugin=self.name, arch=f"{c.arch}-K{num_classes}-batch{c.batch_size}", image_size=c.image_size,
             device=self.device, requested=self._requested(), total_steps=total_steps, recorded=recorded,
             options={"precision": precision_options(self.device), "channels_last": flags, "compile": flags},
-            trial=lambda v, n: self._trial(v, n, num_classes),
+            trial=PluginTrial(self, "_trial", num_classes),
             log=(lambda msg: tqdm.write(msg)) if progress else None)
         return self.speed
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from augengine.errors import ConfigError
 def own_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("AUGENGINE_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("AUGENGINE_AUTOTUNE", raising=False)
+    monkeypatch.setenv("AUGENGINE_AUTOTUNE_WORKERS", "1")  # the tests below that compile ahead say so
 
 
 AUTO = {"precision": "auto", "channels_last": "auto", "batched": "auto"}
@@ -248,3 +250,145 @@ def test_compiled_candidates_are_charged_the_measured_compile_time():
     assert res.variant.label == "fp32+compile"
     assert res.timings_ms["fp32+compile+cudagraphs"] is None
     assert [c for c, _ in slow.calls] == ["fp32", "fp32+compile"]
+
+
+# -- compiling ahead in other processes ------------------------------------------------------------
+class DiskCacheTrial:
+    """A stub trial that pickles: "compiling" a variant costs COMPILE_S in its first step unless a
+    marker in ``root`` (the on-disk cache's stand-in) says some process compiled it before; every
+    call is logged with its process id."""
+
+    COMPILE_S = 40.0
+
+    def __init__(self, ms, root, fail_in_child=()):
+        self.ms, self.root, self.fail_in_child, self.parent = ms, str(root), set(fail_in_child), os.getpid()
+
+    def __call__(self, v, n):
+        from pathlib import Path
+
+        root = Path(self.root)
+        with open(root / "calls.txt", "a") as f:
+            f.write(f"{os.getpid()} {v.label} {n}\n")
+        if os.getpid() != self.parent and v.label in self.fail_in_child:
+            raise RuntimeError(f"no compiler for {v.label}")
+        secs = [self.ms[v.label] / 1000.0] * n
+        marker = root / f"compiled-{v.label}"
+        if v.compile and not marker.exists():
+            secs[0] += self.COMPILE_S
+            marker.touch()
+        elif v.compile:
+            secs[0] += 0.5  # loading the cached code
+        return secs
+
+    def calls(self):
+        from pathlib import Path
+
+        rows = [ln.split() for ln in (Path(self.root) / "calls.txt").read_text().splitlines()]
+        return [(int(pid) == self.parent, label, int(n)) for pid, label, n in rows]
+
+
+LATE_WINNER_MS = {"fp32": 10.0, "bf16": 6.0, "bf16+cl": 7.0, "bf16+compile": 5.0, "bf16+cl+compile": 4.0,
+                  "fp32+compile": 8.0, "fp32+cl+compile": 7.5}
+LATE_WINNER = dict(requested={"precision": "auto", "channels_last": "auto", "compile": "auto"},
+                   options={"precision": ["fp32", "bf16"], "channels_last": [False, True], "compile": [False, True]},
+                   total_steps=1_000_000)
+
+
+def test_compiled_candidates_of_a_pass_compile_side_by_side_in_other_processes(tmp_path):
+    (tmp_path / "serial").mkdir()
+    (tmp_path / "ahead").mkdir()
+    serial = resolve(DiskCacheTrial(LATE_WINNER_MS, tmp_path / "serial"), workers=1, use_cache=False, **LATE_WINNER)
+    log: list[str] = []
+    trial = DiskCacheTrial(LATE_WINNER_MS, tmp_path / "ahead")
+    res = resolve(trial, workers=2, use_cache=False, log=log.append, **LATE_WINNER)
+    # the same search and choice; only where the compiling happened differs
+    assert res.variant == serial.variant and res.variant.label == "bf16+cl+compile"
+    assert res.timings_ms == serial.timings_ms
+    calls = trial.calls()
+    ahead = [(label, n) for here, label, n in calls if not here]
+    # the second pass's compiled candidates (the two knobs reopened under compile), with the
+    # trial's warm-up steps (1 + 2 for compiling): one pass ahead at a time, not the first
+    # pass's single compiled candidate, nor the third's
+    assert sorted(ahead) == [("bf16+cl+compile", 3), ("fp32+compile", 3)]
+    assert any("side by side (2 processes)" in m for m in log)
+    # every variant is still timed here, once
+    here = [label for is_here, label, _ in calls if is_here]
+    assert len(here) == len(set(here)) and set(here) == {k for k, v in res.timings_ms.items() if v is not None}
+
+
+def test_compiling_ahead_goes_one_round_at_a_time(tmp_path):
+    # pass 2 reopens precision, channels_last and batching under compile: the first round (two
+    # processes) compiles fp32+compile and bf16+cl+compile; bf16+cl+compile wins, so batching is
+    # tried next from it (bf16+cl+batched+compile, alone: compiled here), never from the old best
+    ms = {**LATE_WINNER_MS, "bf16+batched": 6.5, "bf16+cl+batched+compile": 4.5, "bf16+batched+compile": 5.5}
+    trial = DiskCacheTrial(ms, tmp_path)
+    res = resolve(trial, workers=2, use_cache=False, requested={**LATE_WINNER["requested"], "batched": "auto"},
+                  options={**LATE_WINNER["options"], "batched": [False, True]}, total_steps=1_000_000)
+    assert res.variant.label == "bf16+cl+compile"
+    calls = trial.calls()
+    assert sorted(label for here, label, _ in calls if not here) == ["bf16+cl+compile", "fp32+compile"]
+    assert "bf16+batched+compile" not in res.timings_ms
+    assert res.timings_ms["bf16+cl+batched+compile"] == 4.5
+
+
+def test_a_candidate_that_fails_to_compile_ahead_compiles_in_the_trial(tmp_path):
+    log: list[str] = []
+    trial = DiskCacheTrial(LATE_WINNER_MS, tmp_path, fail_in_child={"bf16+cl+compile"})
+    res = resolve(trial, workers=2, use_cache=False, log=log.append, **LATE_WINNER)
+    assert res.variant.label == "bf16+cl+compile" and res.timings_ms["bf16+cl+compile"] == 4.0
+    assert any("bf16+cl+compile failed to compile ahead (exit code 1: RuntimeError: no compiler for "
+               "bf16+cl+compile); compiling it here" in m for m in log)
+
+
+def test_compiling_ahead_is_charged_to_the_trial_budget(tmp_path, monkeypatch):
+    # a budget with room for one more compile in turn but not for a round side by side (1.5× one
+    # compile) plus loading both: nothing is compiled ahead, the first reopened candidate compiles here
+    clock = {"t": 0.0}
+    monkeypatch.setattr(autotune.time, "perf_counter", lambda: clock["t"])
+
+    class Clocked(DiskCacheTrial):
+        def __call__(self, v, n):
+            secs = super().__call__(v, n)
+            clock["t"] += sum(secs)
+            return secs
+
+    log: list[str] = []
+    trial = Clocked(LATE_WINNER_MS, tmp_path)
+    # fp32: 10 ms; budget 0.05 × 200,000 × 10 ms = 100 s; pass 1 spends ~40 s compiling bf16+compile
+    res = resolve(trial, workers=2, use_cache=False, log=log.append, **{**LATE_WINNER, "total_steps": 200_000})
+    assert not any("side by side" in m for m in log)
+    assert all(here for here, _, _ in trial.calls())
+    assert res.timings_ms["bf16+compile"] == 5.0
+
+
+def test_workers_setting(monkeypatch):
+    monkeypatch.setenv("AUGENGINE_AUTOTUNE_WORKERS", "3")
+    assert autotune.precompile_workers() == 3
+    for bad in ("0", "two"):
+        monkeypatch.setenv("AUGENGINE_AUTOTUNE_WORKERS", bad)
+        with pytest.raises(ConfigError, match="AUGENGINE_AUTOTUNE_WORKERS.*whole number"):
+            autotune.precompile_workers()
+    monkeypatch.delenv("AUGENGINE_AUTOTUNE_WORKERS")
+    assert 1 <= autotune.precompile_workers() <= 8
+    # a trial that does not pickle (a lambda) compiles every candidate in the trial's process
+    calls = []
+    res = resolve(lambda v, n: calls.append(v.label) or [LATE_WINNER_MS[v.label] / 1000.0] * n, workers=2,
+                  use_cache=False, **LATE_WINNER)
+    assert res.variant.label == "bf16+cl+compile"
+
+
+def test_plugin_trials_run_in_another_process():
+    # what compiling ahead sends to another process: the plugin's class, config and device (and
+    # the trial method's other arguments); the other process makes the plugin anew and runs it
+    import augengine as ae
+    from augengine.plugin_api import PluginTrial
+
+    for kind, name, config, args in [
+        ("generator", "cyclegan", {"image_size": 32, "n_blocks": 1, "ngf": 8, "ndf": 8}, ()),
+        ("generator", "acgan", {"image_size": 32, "batch_size": 4}, (3,)),
+        ("classifier", "resnet", {"arch": "resnet18", "image_size": 32, "batch_size": 4, "pretrained": None}, (3,)),
+    ]:
+        plugin = getattr(ae, f"create_{kind}")(name, device="cpu", **config)
+        trial = PluginTrial(plugin, "_trial", *args)
+        assert len(trial(SAFE, 1)) == 1  # in this process, on the plugin itself
+        assert autotune._precompile(trial, [(Variant("fp32", channels_last=True), 1)], workers=2) == {}, name

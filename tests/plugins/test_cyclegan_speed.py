@@ -170,6 +170,29 @@ def test_compiled_variants_train_the_same_losses(variant):
     assert diff < 0.05 * spread, (diff, spread)
 
 
+def test_a_variant_compiled_ahead_in_another_process_is_a_cache_hit_here(tmp_path, monkeypatch):
+    # the point of compiling trial candidates ahead (augengine.autotune): the process that times
+    # them then finds every compiled graph in torch.compile's on-disk caches — also when it runs
+    # with other settings than a fresh process has by default (here: 1 thread, as in the tests)
+    from torch._dynamo.utils import counters
+
+    from augengine import autotune
+    from augengine.plugin_api import PluginTrial, Variant
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    g = CycleGanGenerator(**{**TINY, "device": "cpu"})
+    trial = PluginTrial(g)
+    v = Variant("fp32", grouped=True, compile=True)
+    assert autotune._precompile(trial, [(v, 3)], workers=2) == {}
+    counters.clear()
+    try:
+        assert len(trial(v, 3)) == 3
+    finally:
+        torch.compiler.reset()
+    assert counters["inductor"]["fxgraph_cache_miss"] == 0, dict(counters["inductor"])
+    assert counters["inductor"]["fxgraph_cache_hit"] >= 4, dict(counters["inductor"])  # G/F and D, fwd and bwd
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device (benchmarks/gpu.sh runs this)")
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_translation_replayed_as_cuda_graph_equals_the_eager_pass(precision):
