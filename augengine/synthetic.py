@@ -23,12 +23,19 @@ file offset, which releases the GIL (h5py holds it while it writes), so a writer
 with a generating thread; :meth:`SyntheticSetWriter.stage` writes a batch's images as soon as it
 exists and :meth:`SyntheticSetWriter.commit` commits a chunk's labels and seeds after them. Rows
 past ``committed`` are never read: :meth:`SyntheticSetWriter.close` refuses to finish a
-preallocated set with rows missing.
+preallocated set with rows missing. Where rows are whole 4 KiB blocks (64 px and up) and the file
+system allows it, those writes bypass the page cache (``O_DIRECT``, from one block-aligned buffer;
+the images dataset starts on a block boundary): on virtual machines that return freed memory to
+their host, every page-cache page of a new file is new host memory, and writing a set through
+the page cache ran at a third of the rate (a fast generator into a set: +52 % over generating
+alone, +9.5 % unbuffered, 16,384 images at 128 px on a 2-core VM). A refused unbuffered write
+sends the rest through the page cache.
 """
 
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -71,6 +78,24 @@ def _chunk_rows(chunk_size: int, image_bytes: int) -> int:
     return max(d for d in range(1, min(c, cap) + 1) if c % d == 0)
 
 
+# block size unbuffered (O_DIRECT) writes are aligned to: the file offset, the length and the
+# memory they are written from (4096 covers the logical block size of common disks and file systems)
+_BLOCK = 4096
+
+
+def _open_unbuffered(path: Path, offset: int, row_bytes: int) -> int | None:
+    """A descriptor that writes past the page cache (``O_DIRECT``), for an images region that
+    starts on a block boundary and whose rows are whole blocks; None where the OS, the file system
+    or the layout does not allow it (the writes then go through the page cache)."""
+    flag = getattr(os, "O_DIRECT", 0)
+    if not flag or offset % _BLOCK or row_bytes % _BLOCK:
+        return None
+    try:
+        return os.open(path, os.O_WRONLY | flag)
+    except OSError:  # e.g. tmpfs: EINVAL
+        return None
+
+
 def _direct_offset(f: h5py.File) -> int | None:
     """File offset of a contiguous, allocated images dataset that ``os.pwrite`` can write, else None."""
     dset = f["images"]
@@ -95,26 +120,62 @@ class SyntheticSetWriter:
         self._row_bytes = int(np.prod(images.shape[1:]))
         self._offset = _direct_offset(file)
         self._fd: int | None = None
+        self._ufd: int | None = None  # O_DIRECT: past the page cache (see _pwrite)
+        self._bounce: np.ndarray | None = None  # block-aligned memory the O_DIRECT writes go from
         self._staged = 0
         if self._offset is not None:
             self._fd = os.open(self.partial, os.O_WRONLY | getattr(os, "O_BINARY", 0))
+            self._ufd = _open_unbuffered(self.partial, self._offset, self._row_bytes)
 
     @property
     def direct(self) -> bool:
         """True when images are written with ``os.pwrite`` (outside the GIL) rather than h5py."""
         return self._fd is not None
 
+    @property
+    def unbuffered(self) -> bool:
+        """True when images are written past the page cache (``O_DIRECT``)."""
+        return self._ufd is not None
+
     def _pwrite(self, images: np.ndarray, row: int) -> None:
-        buf = memoryview(np.ascontiguousarray(images).reshape(-1))
+        """Write images at their row. Past the page cache where possible: a set is written once and
+        read later, and on virtual machines that hand freed memory back to their host, every new
+        page-cache page is a fresh page of the host's (measured on a 2-core VM: 540 MB/s through
+        the page cache, 1.9 GB/s with O_DIRECT, against 5 GB/s into pages it had just used)."""
+        data = np.ascontiguousarray(images).reshape(-1)
         pos = self._offset + row * self._row_bytes
+        if self._ufd is not None:
+            try:
+                self._pwrite_unbuffered(data, pos)
+                return
+            except OSError:  # the file system refused it after all: the page cache from now on
+                fd, self._ufd, self._bounce = self._ufd, None, None
+                os.close(fd)
+        buf = memoryview(data)
         while len(buf):
             done = os.pwrite(self._fd, buf, pos)
             buf, pos = buf[done:], pos + done
 
+    def _pwrite_unbuffered(self, data: np.ndarray, pos: int) -> None:
+        n = data.nbytes  # whole rows: whole blocks
+        if self._bounce is None or self._bounce.nbytes < n:
+            # an anonymous mapping starts on a page boundary; kept for the next batches
+            self._bounce = np.frombuffer(mmap.mmap(-1, n), dtype=np.uint8)
+        np.copyto(self._bounce[:n], data)
+        buf = memoryview(self._bounce)[:n]
+        while len(buf):
+            done = os.pwrite(self._ufd, buf, pos)
+            if done % _BLOCK:  # only a write cut short by a full disk ends off a block boundary
+                raise OSError(f"{self.partial}: short unbuffered write ({done} bytes)")
+            buf, pos = buf[done:], pos + done
+
     def _close_fd(self) -> None:
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)
+        for name in ("_ufd", "_fd"):
+            fd = getattr(self, name)
+            if fd is not None:
+                setattr(self, name, None)
+                os.close(fd)
+        self._bounce = None
 
     @property
     def committed(self) -> int:
@@ -340,7 +401,8 @@ class SyntheticSet(ImageSet):
         if part.exists() and not force and not resume:
             raise DataError(f"{part}: an unfinished set exists; pass resume=True to continue it or force=True to start over")
         path.parent.mkdir(parents=True, exist_ok=True)
-        f = h5py.File(part, "w")
+        # large datasets (the preallocated images) start on a block boundary: unbuffered writes
+        f = h5py.File(part, "w", alignment_threshold=1 << 16, alignment_interval=_BLOCK)
         s = int(image_size)
         if preallocate is not None and int(preallocate) > 0:
             dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)

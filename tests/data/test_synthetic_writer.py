@@ -179,3 +179,45 @@ def test_translations_written_in_both_layouts_with_source_index(tmp_path, monkey
     np.testing.assert_array_equal(direct.source_index, fallback.source_index)
     np.testing.assert_array_equal(direct.images(), src.images(SIZE)[direct.source_index][:, :, ::-1])
     assert sorted(direct.source_index[:9].tolist()) == list(range(9)) and (direct.labels == 0).all()
+
+
+def test_block_sized_rows_are_written_past_the_page_cache_and_fall_back_when_refused(tmp_path, monkeypatch):
+    # 64 px rows are 12,288 bytes (3 blocks): O_DIRECT where the file system has it (not tmpfs);
+    # a refusal mid-set (EINVAL) sends the rest through the page cache; resume reopens it unbuffered
+    import errno
+
+    import augengine.synthetic as syn
+
+    s64 = 64
+    imgs = np.random.default_rng(1).integers(0, 256, (12, s64, s64, 3), dtype=np.uint8)
+    out = tmp_path / "s.h5"
+    w = SyntheticSet.create(out, class_names=CLASSES, image_size=s64, preallocate=12, chunk_size=4)
+    with h5py.File(w.partial, "r") as f:
+        assert f["images"].id.get_offset() % 4096 == 0  # the images start on a block boundary
+    probe = syn._open_unbuffered(w.partial, 0, 4096)
+    if probe is None:
+        pytest.skip(f"no O_DIRECT on the file system of {tmp_path}")
+    os.close(probe)
+    assert w.unbuffered
+    w.stage(imgs[:3])  # odd batch sizes: whole rows are whole blocks
+    w.commit([0, 1, 2])
+    w.abort()
+    w = SyntheticSet.create(out, class_names=CLASSES, image_size=s64, preallocate=12, chunk_size=4, resume=True)
+    assert w.committed == 3 and w.unbuffered
+    w.stage(imgs[3:8])
+    calls = []
+
+    def refuse(self, data, pos):
+        calls.append(pos)
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(syn.SyntheticSetWriter, "_pwrite_unbuffered", refuse)
+    w.stage(imgs[8:])
+    assert len(calls) == 1 and not w.unbuffered and w.direct  # still os.pwrite, through the page cache
+    w.commit([0] * 9)
+    s = w.close()
+    np.testing.assert_array_equal(s.images(), imgs)
+    # rows that are not whole blocks (16 px: 768 bytes) always go through the page cache
+    w = SyntheticSet.create(tmp_path / "t.h5", class_names=CLASSES, image_size=SIZE, preallocate=2)
+    assert w.direct and not w.unbuffered
+    w.abort()
