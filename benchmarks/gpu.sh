@@ -115,8 +115,8 @@ for r in (ac or {}).get("training", []):
 if ac and ac.get("generation"):
     g = ac["generation"]
     print(f"| acgan generation {g['size']} px | into SyntheticSet vs alone | {g['images_per_s_with_hdf5']:.0f} vs "
-          f"{g['images_per_s_no_write']:.0f} img/s ({100 * g['write_overhead']:+.1f} %); the storage alone "
-          f"{g.get('images_per_s_storage_alone', float('nan')):.0f} img/s |")
+          f"{g['images_per_s_no_write']:.0f} img/s ({100 * g['write_overhead']:+.1f} %); the page cache alone "
+          f"{g.get('images_per_s_page_cache_alone', float('nan')):.0f} img/s |")
 log = out / "bench-quick.log"
 for line in (log.read_text(errors="replace").splitlines() if log.exists() else []):
     if "units" in line and ("done" in line or "finished" in line or "/" in line):
