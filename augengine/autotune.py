@@ -378,6 +378,7 @@ def _trial_search(space, trial: Trial, steps: int, warmup: int, share: float, to
     # 2-core CPU ~50 s; a graph compiled before is a cache hit of a few seconds)
     compile_times: list[float] = []
     precompiled: set[str] = set()  # compiled ahead in other processes: this one loads their code
+    sent_ahead: set[str] = set()  # given to other processes once (a failure there compiles here)
     hit_times: list[float] = []  # what loading precompiled code took here
     round_times: list[float] = []  # wall seconds of one round of compiles side by side
 
@@ -431,8 +432,8 @@ def _trial_search(space, trial: Trial, steps: int, warmup: int, share: float, to
             chosen.pop()
         if len(chosen) < 2:
             return  # one candidate compiles as fast here, and is timed in the same go
-        say(f"autotune: compiling {', '.join(v.label for v in chosen)} side by side "
-            f"({min(workers, len(chosen))} processes)")
+        say(f"autotune: compiling {', '.join(v.label for v in chosen)} side by side ({len(chosen)} processes)")
+        sent_ahead.update(v.label for v in chosen)
         t0 = time.perf_counter()
         if torch.cuda.is_initialized():
             torch.cuda.empty_cache()  # the processes need GPU memory that this one keeps cached
@@ -467,12 +468,12 @@ def _trial_search(space, trial: Trial, steps: int, warmup: int, share: float, to
             if cand == best or cand.label in timings:  # measured (or failed, or skipped) before
                 continue
             step_s = (warmup + timed) * best_ms / 1000.0
-            if cand.compile and cand.label not in precompiled and workers > 1:
+            if cand.compile and cand.label not in sent_ahead and workers > 1:
                 # the compiled candidates still ahead in this pass (as the best stands now)
                 ahead: dict[str, Variant] = {}
                 for k2, v2 in order[i:]:
                     c2 = replace(best, **{k2: v2})
-                    if c2.compile and c2 != best and c2.label not in timings and c2.label not in precompiled:
+                    if c2.compile and c2 != best and c2.label not in timings and c2.label not in sent_ahead:
                         ahead.setdefault(c2.label, c2)
                 precompile_ahead(list(ahead.values()), step_s)
             if cand.compile:
@@ -514,7 +515,7 @@ def precompile_workers() -> int:
     except (ImportError, AttributeError):
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(8, max(2, cores // 3))) if cores >= 2 else 1
+    return min(8, max(2, cores // 3)) if cores >= 2 else 1
 
 
 def _picklable(trial: Any) -> bool:

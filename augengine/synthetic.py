@@ -27,9 +27,9 @@ preallocated set with rows missing. Where rows are whole 4 KiB blocks (64 px and
 system allows it, those writes bypass the page cache (``O_DIRECT``, from one block-aligned buffer;
 the images dataset starts on a block boundary): on virtual machines that return freed memory to
 their host, every page-cache page of a new file is new host memory, and writing a set through
-the page cache ran at a third of the rate (a fast generator into a set: +52 % over generating
-alone, +9.5 % unbuffered, 16,384 images at 128 px on a 2-core VM). A refused unbuffered write
-sends the rest through the page cache.
+the page cache ran at two thirds of the rate (``benchmarks/synthetic_write.py``: a generator at
+GPU rate into a set, +51 % over generating alone through the page cache, +11 % unbuffered; 16,384
+images at 128 px on a 2-core VM). A refused unbuffered write sends the rest through the page cache.
 """
 
 from __future__ import annotations
