@@ -26,8 +26,8 @@ trials (safe defaults, unless cached or resumed); ``retune`` ignores the cache.
 Compiling is the long part of a trial (a minute or more per compiled candidate, each compiled
 from scratch). When the plugin's trial can run in another process (a :class:`PluginTrial`), the
 compiled candidates a pass over the knobs is about to measure are compiled side by side first,
-one fresh process each (``$AUGENGINE_AUTOTUNE_WORKERS`` at a time; default a third of the CPU
-cores, at least 2, at most 8; 1 = never): their generated code lands in torch.compile's on-disk
+one fresh process each (``$AUGENGINE_AUTOTUNE_WORKERS`` at a time; default a third of the
+intra-op threads, at least 2, at most 8, none in a process of one thread; 1 = never): their generated code lands in torch.compile's on-disk
 caches (inductor's FX graph cache, AOTAutograd's), so that the trial's own compile of each, in this
 process and timed as before, is a cache hit of seconds. Only the timings of this process count.
 
@@ -495,8 +495,9 @@ def _trial_search(space, trial: Trial, steps: int, warmup: int, share: float, to
 # -- compiling ahead, in other processes -----------------------------------------------------------
 def precompile_workers() -> int:
     """Processes that compile trial candidates side by side: ``$AUGENGINE_AUTOTUNE_WORKERS``, else
-    a third of this process's CPU cores, at least 2, at most 8; 1 where torch.compile's on-disk
-    caches are off (nothing would carry over)."""
+    a third of this process's intra-op threads (its share of the cores: a bench job's worker
+    gets fewer), at least 2, at most 8; 1 for a process of one thread, and where torch.compile's
+    on-disk caches are off (nothing would carry over)."""
     env = os.environ.get("AUGENGINE_AUTOTUNE_WORKERS")
     if env is not None:
         try:
@@ -514,8 +515,8 @@ def precompile_workers() -> int:
             return 1
     except (ImportError, AttributeError):
         return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return min(8, max(2, cores // 3)) if cores >= 2 else 1
+    threads = torch.get_num_threads()
+    return min(8, max(2, threads // 3)) if threads >= 2 else 1
 
 
 def _picklable(trial: Any) -> bool:

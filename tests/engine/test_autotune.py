@@ -369,7 +369,12 @@ def test_workers_setting(monkeypatch):
         with pytest.raises(ConfigError, match="AUGENGINE_AUTOTUNE_WORKERS.*whole number"):
             autotune.precompile_workers()
     monkeypatch.delenv("AUGENGINE_AUTOTUNE_WORKERS")
-    assert 1 <= autotune.precompile_workers() <= 8
+    # a third of the process's threads (its share of the cores), at least 2, at most 8; a process
+    # of one thread (a bench job's worker on 2 cores) compiles nothing ahead
+    for threads, workers in ((1, 1), (2, 2), (16, 5), (64, 8)):
+        with monkeypatch.context() as m:
+            m.setattr(autotune.torch, "get_num_threads", lambda t=threads: t)
+            assert autotune.precompile_workers() == workers, threads
     # a trial that does not pickle (a lambda) compiles every candidate in the trial's process
     calls = []
     res = resolve(lambda v, n: calls.append(v.label) or [LATE_WINNER_MS[v.label] / 1000.0] * n, workers=2,
