@@ -8,7 +8,8 @@
 # 1. the contract tests of every plugin with device cuda ($AUGENGINE_TEST_DEVICE=cuda), and the
 #    CycleGAN speed-variant tests (compiled and CUDA-graph training keep the eager losses);
 # 2. ACGAN (paper architecture, batch 64) at 128 px: default and fixed variants, generation of
-#    16,384 images alone and into a SyntheticSet;
+#    16,384 images alone and into a SyntheticSet; the same set writing with a stand-in generator
+#    at GPU rate (benchmarks/synthetic_write.py: the machine's page cache against O_DIRECT);
 # 3. ResNet-50 at 224 px, batch 64: training step per precision × memory format and default;
 # 4. the `augengine bench` quick preset with --device cuda (4 worker processes share the GPU);
 # 5. CycleGAN (9 blocks, batch 1) at 256 and 128 px: default (auto, measured here), fixed
@@ -17,7 +18,7 @@
 # then one table of everything. Logs and JSON go to $OUT (default: a temporary folder).
 # Environment: PYTHON (default .venv/bin/python, else python3), OUT, BENCH_OUT (the quick
 # bench's folder, default $OUT/bench-quick), PARTS (default "contracts cyclegan acgan resnet50
-# bench-quick": run only those), CG_SIZES (default 256,128), CG_VARIANTS (CycleGAN rows of ours,
+# bench-quick synthetic-write": run only those), CG_SIZES (default 256,128), CG_VARIANTS (CycleGAN rows of ours,
 # autotune's labels, e.g. bf16+cl+batched+grouped+cudagraphs), CG_PROFILE (N: profile N steps of
 # each CycleGAN row, kernels by GPU time, into cyclegan.json), BENCH_JOBS (default 4), AUGENGINE_CACHE (the
 # autotune cache; a fresh machine measures once, a few tens of seconds per plugin and size).
@@ -31,7 +32,7 @@ export OUT
 export PYTHONPATH="$PWD:$PWD/plugins${PYTHONPATH:+:$PYTHONPATH}"
 export CUBLAS_WORKSPACE_CONFIG=:4096:8   # deterministic cuBLAS for the same-seed contracts
 STATUS=0
-PARTS=" ${PARTS:-contracts cyclegan acgan resnet50 bench-quick} "
+PARTS=" ${PARTS:-contracts cyclegan acgan synthetic-write resnet50 bench-quick} "
 BENCH_OUT="${BENCH_OUT:-$OUT/bench-quick}"
 step() {  # step NAME TIMEOUT_S CMD… : run with a time limit, log to $OUT/NAME.log, note the result
   local name=$1 limit=$2; shift 2
@@ -57,6 +58,10 @@ step contracts 150 env AUGENGINE_TEST_DEVICE=cuda "$PY" -m pytest -q -p no:cache
 
 step acgan 90 "$PY" benchmarks/acgan.py --device cuda --sizes 128 --iters 10 --warmup 3 \
     --variants default fp32 bf16 bf16+cl --gen-n 16384 --gen-size 128 --skip-curves --out "$OUT/acgan.json"
+
+# the same set writing at a GPU generator's rate, without the GPU: this machine's page cache and
+# O_DIRECT (a few seconds an arm)
+step synthetic-write 60 "$PY" benchmarks/synthetic_write.py --n 16384 --reps 2 --out "$OUT/synthetic_write.json"
 
 step resnet50 90 "$PY" - <<'EOF'
 import importlib.util, json, os, sys
@@ -117,6 +122,10 @@ if ac and ac.get("generation"):
     print(f"| acgan generation {g['size']} px | into SyntheticSet vs alone | {g['images_per_s_with_hdf5']:.0f} vs "
           f"{g['images_per_s_no_write']:.0f} img/s ({100 * g['write_overhead']:+.1f} %); the page cache alone "
           f"{g.get('images_per_s_page_cache_alone', float('nan')):.0f} img/s |")
+sw = load("synthetic_write.json")
+for k, r in ((sw or {}).get("arms") or {}).items():
+    vs = "" if k in ("alone", "page cache alone") else f" ({100 * r['overhead_vs_alone']:+.1f} % vs alone)"
+    print(f"| set writing at {sw['rate']:.0f} img/s, {sw['size']} px (stand-in generator) | {k} | {r['images_per_s']:.0f} img/s{vs} |")
 log = out / "bench-quick.log"
 for line in (log.read_text(errors="replace").splitlines() if log.exists() else []):
     if "units" in line and ("done" in line or "finished" in line or "/" in line):

@@ -10,7 +10,7 @@ images. Timed, in one run, interleaved and each ``--reps`` times:
 * ``into set, unbuffered`` / ``into set, page cache``: ``Generator.generate`` into a new set, with
   the image rows written past the page cache (``O_DIRECT``, the default where rows are whole 4 KiB
   blocks and the file system allows it) or through it;
-* ``storage alone``: the same bytes ``os.pwrite``-n into a new file through the page cache, 64
+* ``page cache alone``: the same bytes ``os.pwrite``-n into a new file through the page cache, 64
   images a call, nothing else running.
 
 Each arm writes a new file (the last one is deleted first, outside the timing): on a virtual
@@ -111,7 +111,7 @@ def main(argv=None) -> int:
     labels, seeds = np.zeros(a.n, np.int64), np.arange(a.n)
     real_open = synthetic._open_unbuffered
     times: dict[str, list[float]] = {"alone": [], "into set, unbuffered": [], "into set, page cache": [],
-                                     "storage alone": []}
+                                     "page cache alone": []}
     with tempfile.TemporaryDirectory(dir=a.dir) as d:
         tmp = Path(d)
         g.generate(512, out=tmp / "warm.h5", seed=1, progress=False, force=True)  # HDF5, threads, allocator
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
                 if arm == "alone":
                     for s in range(0, a.n, 64):
                         g.sample(labels[s:s + 64], seeds[s:s + 64])
-                elif arm == "storage alone":
+                elif arm == "page cache alone":
                     t = time.perf_counter() - storage_seconds(tmp / "arm.bin", a.n, _POOL[:64])
                 else:
                     synthetic._open_unbuffered = real_open if arm.endswith("unbuffered") else (lambda *x: None)
@@ -139,7 +139,7 @@ def main(argv=None) -> int:
     print(f"\n{a.n} images at {a.size} px, stand-in generator at {a.rate:,.0f} img/s, median of {a.reps}:")
     print(f"{'arm':<22} {'img/s':>9} {'vs alone':>9}")
     for k, r in rows.items():
-        vs = "" if k in ("alone", "storage alone") else f"{100 * r['overhead_vs_alone']:+.1f} %"
+        vs = "" if k in ("alone", "page cache alone") else f"{100 * r['overhead_vs_alone']:+.1f} %"
         print(f"{k:<22} {r['images_per_s']:>9,.0f} {vs:>9}")
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
