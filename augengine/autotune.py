@@ -27,7 +27,8 @@ Compiling is the long part of a trial (a minute or more per compiled candidate, 
 from scratch). When the plugin's trial can run in another process (a :class:`PluginTrial`), the
 compiled candidates a pass over the knobs is about to measure are compiled side by side first,
 one fresh process each (``$AUGENGINE_AUTOTUNE_WORKERS`` at a time; default a third of the
-intra-op threads, at least 2, at most 8, none in a process of one thread; 1 = never): their generated code lands in torch.compile's on-disk
+intra-op threads, at least 2, at most 8, none in a process of one thread; fewer where the
+memory would not hold them, each taken to need this process's peak; 1 = never): their generated code lands in torch.compile's on-disk
 caches (inductor's FX graph cache, AOTAutograd's), so that the trial's own compile of each, in this
 process and timed as before, is a cache hit of seconds. Only the timings of this process count.
 
@@ -427,7 +428,7 @@ def _trial_search(space, trial: Trial, steps: int, warmup: int, share: float, to
         nonlocal spent
         per_round = max(round_times, default=compile_cost() * PARALLEL_ROUND_FACTOR)
         per_cand = max(hit_times, default=CACHE_HIT_S) + step_s
-        chosen = ahead[:workers]
+        chosen = ahead[:_workers_memory_allows(workers)]
         while chosen and spent + per_round + len(chosen) * per_cand > budget:
             chosen.pop()
         if len(chosen) < 2:
@@ -517,6 +518,31 @@ def precompile_workers() -> int:
         return 1
     threads = torch.get_num_threads()
     return min(8, max(2, threads // 3)) if threads >= 2 else 1
+
+
+def _mem_available() -> int | None:
+    """Bytes of memory available for new processes (Linux ``MemAvailable``), None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _workers_memory_allows(workers: int) -> int:
+    """``workers``, or fewer where each compiling process, taken to need as much memory as this
+    process's peak so far (it has compiled and run a candidate by then), would not fit in 80 % of
+    the available memory: better compile in turn than have the OOM killer pick a process."""
+    avail = _mem_available()
+    if avail is None:
+        return workers
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    return max(1, min(workers, int(0.8 * avail) // max(peak, 1 << 30)))
 
 
 def _picklable(trial: Any) -> bool:

@@ -331,6 +331,21 @@ def test_compiling_ahead_goes_one_round_at_a_time(tmp_path):
     assert res.timings_ms["bf16+cl+batched+compile"] == 4.5
 
 
+def test_compiling_ahead_takes_no_more_processes_than_the_memory_holds(tmp_path, monkeypatch):
+    # each compiling process is taken to need this process's peak memory (at least 1 GiB): with
+    # room for one, the candidates compile in turn here
+    monkeypatch.setattr(autotune, "_mem_available", lambda: int(1.5 * 2**30))
+    log: list[str] = []
+    trial = DiskCacheTrial(LATE_WINNER_MS, tmp_path)
+    res = resolve(trial, workers=2, use_cache=False, log=log.append, **LATE_WINNER)
+    assert res.variant.label == "bf16+cl+compile"
+    assert not any("side by side" in m for m in log) and all(here for here, _, _ in trial.calls())
+    monkeypatch.setattr(autotune, "_mem_available", lambda: 2**50)
+    assert autotune._workers_memory_allows(3) == 3
+    monkeypatch.setattr(autotune, "_mem_available", lambda: None)  # not Linux: no bound
+    assert autotune._workers_memory_allows(3) == 3
+
+
 def test_a_candidate_that_fails_to_compile_ahead_compiles_in_the_trial(tmp_path):
     log: list[str] = []
     trial = DiskCacheTrial(LATE_WINNER_MS, tmp_path, fail_in_child={"bf16+cl+compile"})
