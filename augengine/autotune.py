@@ -421,13 +421,16 @@ def _trial_search(space, trial: Trial, steps: int, warmup: int, share: float, to
     def compile_cost() -> float:
         return max(compile_times, default=COMPILE_COST_S)
 
+    def hit_cost() -> float:
+        return max(hit_times, default=CACHE_HIT_S)
+
     def precompile_ahead(ahead: list[Variant], step_s: float) -> None:
         """Compile the first of ``ahead`` side by side: one round (``workers`` of them), if the
         budget allows it. One round at a time: when one of them wins, the candidates after it
         change (they are the new best's neighbours), and compiling the old ones would be wasted."""
         nonlocal spent
         per_round = max(round_times, default=compile_cost() * PARALLEL_ROUND_FACTOR)
-        per_cand = max(hit_times, default=CACHE_HIT_S) + step_s
+        per_cand = hit_cost() + step_s
         chosen = ahead[:_workers_memory_allows(workers)]
         while chosen and spent + per_round + len(chosen) * per_cand > budget:
             chosen.pop()
@@ -478,7 +481,7 @@ def _trial_search(space, trial: Trial, steps: int, warmup: int, share: float, to
                         ahead.setdefault(c2.label, c2)
                 precompile_ahead(list(ahead.values()), step_s)
             if cand.compile:
-                extra = max(hit_times, default=CACHE_HIT_S) if cand.label in precompiled else compile_cost()
+                extra = hit_cost() if cand.label in precompiled else compile_cost()
             else:
                 extra = 0.0
             if spent + extra + step_s > budget:
@@ -591,10 +594,7 @@ def _precompile_child() -> None:
     steps, compiling the variant into the on-disk caches."""
     import sys
 
-    data = sys.stdin.buffer.read()
-    head, _, job = data.partition(b"\n")
-    sys.path[:] = json.loads(head)  # before unpickling: the plugin's class is imported by name
-    job = pickle.loads(job)
+    job = pickle.loads(sys.stdin.buffer.read())  # the plugin's class is imported by name: PYTHONPATH
     _apply_torch_settings(job["settings"])
     job["trial"](job["variant"], job["steps"])
 
@@ -609,18 +609,17 @@ def _precompile(trial: Trial, jobs: Sequence[tuple[Variant, int]], workers: int,
     import tempfile
 
     settings = _torch_settings()
-    share = min(workers, len(jobs))
     failed: dict[str, str] = {}
     waiting = list(jobs)
     running: list[tuple[Variant, subprocess.Popen, Any, float]] = []
     code = "from augengine.autotune import _precompile_child; _precompile_child()"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # for that first import
+    # this process's import path, so that the other one imports augengine and the plugin's class
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     try:
         while waiting or running:
-            while waiting and len(running) < share:
+            while waiting and len(running) < workers:
                 v, steps = waiting.pop(0)
-                payload = json.dumps(sys.path).encode() + b"\n" + pickle.dumps(
-                    {"trial": trial, "variant": v, "steps": steps, "settings": settings})
+                payload = pickle.dumps({"trial": trial, "variant": v, "steps": steps, "settings": settings})
                 err = tempfile.TemporaryFile()
                 try:
                     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,

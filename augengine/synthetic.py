@@ -96,6 +96,16 @@ def _open_unbuffered(path: Path, offset: int, row_bytes: int) -> int | None:
         return None
 
 
+def _pwrite_all(fd: int, buf: memoryview, pos: int, block: int = 1, where: str = "") -> None:
+    """``os.pwrite`` all of ``buf`` at ``pos``; OSError for a partial write off a ``block`` boundary
+    (an unbuffered descriptor cannot continue from there)."""
+    while len(buf):
+        done = os.pwrite(fd, buf, pos)
+        if done % block:
+            raise OSError(f"{where}: short unbuffered write ({done} bytes)")
+        buf, pos = buf[done:], pos + done
+
+
 def _direct_offset(f: h5py.File) -> int | None:
     """File offset of a contiguous, allocated images dataset that ``os.pwrite`` can write, else None."""
     dset = f["images"]
@@ -151,10 +161,7 @@ class SyntheticSetWriter:
             except OSError:  # the file system refused it after all: the page cache from now on
                 fd, self._ufd, self._bounce = self._ufd, None, None
                 os.close(fd)
-        buf = memoryview(data)
-        while len(buf):
-            done = os.pwrite(self._fd, buf, pos)
-            buf, pos = buf[done:], pos + done
+        _pwrite_all(self._fd, memoryview(data), pos)
 
     def _pwrite_unbuffered(self, data: np.ndarray, pos: int) -> None:
         n = data.nbytes  # whole rows: whole blocks
@@ -162,12 +169,8 @@ class SyntheticSetWriter:
             # an anonymous mapping starts on a page boundary; kept for the next batches
             self._bounce = np.frombuffer(mmap.mmap(-1, n), dtype=np.uint8)
         np.copyto(self._bounce[:n], data)
-        buf = memoryview(self._bounce)[:n]
-        while len(buf):
-            done = os.pwrite(self._ufd, buf, pos)
-            if done % _BLOCK:  # only a write cut short by a full disk ends off a block boundary
-                raise OSError(f"{self.partial}: short unbuffered write ({done} bytes)")
-            buf, pos = buf[done:], pos + done
+        # only a write cut short by a full disk ends off a block boundary
+        _pwrite_all(self._ufd, memoryview(self._bounce)[:n], pos, block=_BLOCK, where=str(self.partial))
 
     def _close_fd(self) -> None:
         for name in ("_ufd", "_fd"):
