@@ -23,6 +23,7 @@ from augengine.images import check_images
 from augengine.imageset import ImageSet
 from augengine.plugin import Plugin
 from augengine.rng import isolated_global_rng
+from augengine.runtime import benchmarked_convolutions
 from augengine.runs import sha256_file, software_versions
 from augengine.synthetic import SyntheticSet, partial_path
 
@@ -242,7 +243,8 @@ class Generator(Plugin):
                                      preallocate=n)
         committed = [writer.committed]
         try:
-            with isolated_global_rng():
+            exact = bool(getattr(self.config, "deterministic", False))
+            with isolated_global_rng(), benchmarked_convolutions(not exact):
                 return self._write(writer, committed, n, labels, seeds, src_idx, src_images, batch_size, chunk_size,
                                    progress)
         except BaseException:

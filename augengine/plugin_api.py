@@ -46,6 +46,7 @@ from augengine.runs import (
 from augengine.runtime import (
     autocast_context,
     autocast_dtype,
+    benchmarked_convolutions,
     cpu_supports_bf16,
     deterministic_algorithms,
     resolve_channels_last,
@@ -93,6 +94,7 @@ __all__ = [
     # runtime
     "autocast_context",
     "autocast_dtype",
+    "benchmarked_convolutions",
     "cpu_supports_bf16",
     "deterministic_algorithms",
     "resolve_channels_last",

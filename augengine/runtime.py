@@ -13,7 +13,7 @@ import torch
 from augengine.errors import ConfigError
 
 __all__ = ["select_device", "seed_everything", "autocast_dtype", "autocast_context", "resolve_channels_last",
-           "deterministic_algorithms"]
+           "deterministic_algorithms", "benchmarked_convolutions"]
 
 
 def select_device(name: str | torch.device | None = "auto") -> torch.device:
@@ -122,3 +122,25 @@ def deterministic_algorithms(enabled: bool = True):
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[2], saved[3]
         if not had_env:
             os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+
+
+@contextlib.contextmanager
+def benchmarked_convolutions(enabled: bool = True):
+    """cuDNN's algorithm search for the duration of the block (``torch.backends.cudnn.benchmark``).
+
+    The first time a convolution of a new shape runs, cuDNN times its algorithms for it and keeps
+    the fastest; without the search it takes the first of its heuristics' list, which for
+    batch-1 GAN steps (7×7 and strided convolutions, grouped pairs, channels-last bf16) can be
+    several times slower. A fit repeats the same shapes every step, so the search is paid once.
+    The engine runs every fit and every ``Generator.generate`` under it, except where the
+    plugin's config asks for ``deterministic`` kernels (the search may pick another algorithm
+    in another run). The reference CycleGAN trains with it on. No effect on a CPU; the previous
+    setting is restored afterwards.
+    """
+    saved = torch.backends.cudnn.benchmark
+    if enabled:
+        torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = saved

@@ -275,6 +275,8 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     global DEVICE
     DEVICE = torch.device(a.device)
+    # cuDNN's algorithm search on, as the engine's fits and generate() run (augengine.runtime.benchmarked_convolutions)
+    torch.backends.cudnn.benchmark = True
 
     q = a.quick
     a.batch = a.batch or (16 if q else 64)

@@ -148,6 +148,8 @@ def main(argv=None) -> int:
                     help="no training: compare finished runs with the first one (e.g. the run dirs an "
                          "interrupted --ablate left behind), each labelled by the config keys it changes")
     args = ap.parse_args(argv)
+    # cuDNN's algorithm search on, as the engine's fits run (augengine.runtime.benchmarked_convolutions)
+    torch.backends.cudnn.benchmark = True
     if args.threads:
         torch.set_num_threads(args.threads)
     elif args.quick:

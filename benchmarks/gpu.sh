@@ -65,7 +65,9 @@ step synthetic-write 60 "$PY" benchmarks/synthetic_write.py --n 16384 --reps 2 -
 
 step resnet50 90 "$PY" - <<'EOF'
 import importlib.util, json, os, sys
+import torch
 import augengine as ae
+torch.backends.cudnn.benchmark = True  # as the engine's fits run (augengine.runtime.benchmarked_convolutions)
 spec = importlib.util.spec_from_file_location("clfbench", "benchmarks/classifier.py")
 b = importlib.util.module_from_spec(spec); spec.loader.exec_module(b)
 clf = ae.create_classifier("resnet", arch="resnet50", image_size=224, batch_size=64, pretrained=None, device="cuda")
