@@ -19,8 +19,10 @@ A knob set to a fixed value is used as given; a knob left at ``"auto"`` is resol
    unbatched, ungrouped, eager.
 
 Candidates are searched one knob at a time (precision first, then memory format, batching,
-grouping, compile), each knob keeping the best value found so far for the others: the trial
-grows with the number of knobs, not with their product. ``$AUGENGINE_AUTOTUNE`` = ``off`` skips
+grouping, compile), each knob keeping the best value found so far for the others, in passes
+until one changes nothing; then flips of the best that timed within ``NEAR_TIE`` of it (3 %:
+the trial cannot tell them from noise) are tried two at a time, and a pair that wins starts the
+search again: the trial grows with the number of knobs, not with their product. ``$AUGENGINE_AUTOTUNE`` = ``off`` skips
 trials (safe defaults, unless cached or resumed); ``retune`` ignores the cache.
 
 Compiling is the long part of a trial (a minute or more per compiled candidate, each compiled
@@ -82,6 +84,9 @@ MAX_TIMED_STEPS = 20
 # CycleGAN candidates at 128 px on 2 cores took 109 s together, 72 s each alone); assumed until a
 # round has been measured
 PARALLEL_ROUND_FACTOR = 1.5
+# a candidate within this fraction of the best step time is a near tie (trial medians of a few
+# steps differ by a few % between repetitions): near-tie flips are also tried together
+NEAR_TIE = 0.03
 # seconds a compiled candidate is assumed to spend loading its precompiled code (measured: 3.4 s
 # for a CycleGAN candidate at 128 px on a 2-core CPU), until one has been measured
 CACHE_HIT_S = 10.0
@@ -461,22 +466,21 @@ def _trial_search(space, trial: Trial, steps: int, warmup: int, share: float, to
     # launch queues): time fast steps for about a second, so that the medians compare variants
     # rather than noise (3 steps of a CPU step of seconds are already long enough)
     timed = max(steps, min(MAX_TIMED_STEPS, math.ceil(TIMED_SECONDS / max(best_ms / 1000.0, 1e-6))))
-    order = [(knob, value) for knob in KNOBS for value in space[knob]]
-    # coordinate descent: one knob at a time from the best so far, and passes over the knobs
-    # until one changes nothing: knobs interact (channels_last loses in eager mode on some CPUs
-    # and wins once torch.compile fuses the norms), so a winner found late reopens the others
-    for _ in range(len(KNOBS)):
-        start = best
-        for i, (knob, value) in enumerate(order):
-            cand = replace(best, **{knob: value})
+
+    def visit(changes: list[dict[str, Any]]) -> None:
+        """Measure the best so far with each of ``changes`` applied, in turn; a faster one becomes
+        the best at once (the changes after it apply to the new best)."""
+        nonlocal best, best_ms
+        for i, change in enumerate(changes):
+            cand = replace(best, **change)
             if cand == best or cand.label in timings:  # measured (or failed, or skipped) before
                 continue
             step_s = (warmup + timed) * best_ms / 1000.0
             if cand.compile and cand.label not in sent_ahead and workers > 1:
                 # the compiled candidates still ahead in this pass (as the best stands now)
                 ahead: dict[str, Variant] = {}
-                for k2, v2 in order[i:]:
-                    c2 = replace(best, **{k2: v2})
+                for change2 in changes[i:]:
+                    c2 = replace(best, **change2)
                     if c2.compile and c2 != best and c2.label not in timings and c2.label not in sent_ahead:
                         ahead.setdefault(c2.label, c2)
                 precompile_ahead(list(ahead.values()), step_s)
@@ -491,6 +495,29 @@ def _trial_search(space, trial: Trial, steps: int, warmup: int, share: float, to
             ms = measure(cand)
             if ms is not None and ms < best_ms:
                 best, best_ms = cand, ms
+
+    flips = [{knob: value} for knob in KNOBS for value in space[knob]]
+    while True:
+        # coordinate descent: one knob at a time from the best so far, and passes over the knobs
+        # until one changes nothing: knobs interact (channels_last loses in eager mode on some CPUs
+        # and wins once torch.compile fuses the norms), so a winner found late reopens the others
+        for _ in range(len(KNOBS)):
+            start = best
+            visit(flips)
+            if best == start:
+                break
+        # near ties: a flip that timed within NEAR_TIE of the best changes the step by less than
+        # the trial can tell apart, and two of them together can still win (at 256 px on a 2-core
+        # Xeon, channels_last and batched passes each lost by 0.3-2 % alone to bf16+compile and
+        # won by 5 % together): try them in pairs, then descend again from a pair that wins
+        near = [f for f in flips if (c := replace(best, **f)) != best and timings.get(c.label) is not None
+                and timings[c.label] <= best_ms * (1.0 + NEAR_TIE)]
+        pairs = [{**a, **b} for i, a in enumerate(near) for b in near[i + 1:] if a.keys() != b.keys()]
+        if any(replace(best, **p).label not in timings for p in pairs):
+            say(f"autotune: {', '.join(replace(best, **f).label for f in near)} within {NEAR_TIE:.0%} of "
+                f"{best.label}: trying them together")
+        start = best
+        visit(pairs)
         if best == start:
             break
     return Resolution(best, "trial", timings_ms=timings)

@@ -194,6 +194,27 @@ def test_a_late_winner_reopens_the_other_knobs():
     assert len(labels) == len(set(labels))  # nothing measured twice
 
 
+def test_near_tie_flips_are_tried_together():
+    # channels_last and batched passes each lose by 2 % and 0.5 % alone (a trial cannot tell that
+    # from noise) and win by 5 % together: the pair is tried and wins, then the search goes on
+    # from it (fp32+cl+batched)
+    ms = {"fp32": 10.0, "bf16": 6.0, "bf16+cl": 6.12, "bf16+batched": 6.03, "bf16+cl+batched": 5.7,
+          "fp32+cl+batched": 9.0}
+    trial, log = StubTrial(ms), []
+    res = resolve(trial, total_steps=1_000_000, log=log.append)
+    assert res.variant.label == "bf16+cl+batched"
+    labels = [label for label, _ in trial.calls]
+    assert labels == ["fp32", "bf16", "bf16+cl", "bf16+batched", "bf16+cl+batched", "fp32+cl+batched"]
+    assert any("bf16+cl, bf16+batched within 3% of bf16: trying them together" in m for m in log)
+    # one flip clearly slower (10 %): no near-tie pair, nothing more measured (the stub has no
+    # timing for bf16+cl+batched and would fail if asked)
+    ms = {"fp32": 10.0, "bf16": 6.0, "bf16+cl": 6.6, "bf16+batched": 6.03}
+    trial = StubTrial(ms)
+    res = resolve(trial, total_steps=1_000_000, use_cache=False)
+    assert res.variant.label == "bf16" and [label for label, _ in trial.calls] == ["fp32", "bf16", "bf16+cl",
+                                                                                    "bf16+batched"]
+
+
 def test_slow_steps_are_timed_three_times_fast_ones_for_about_a_second():
     slow = StubTrial({k: 100 * v for k, v in MS.items()})  # CPU-like: 0.5 to 1 s a step
     resolve(slow, total_steps=1_000_000)
