@@ -195,9 +195,8 @@ def test_a_late_winner_reopens_the_other_knobs():
 
 
 def test_near_tie_flips_are_tried_together():
-    # channels_last and batched passes each lose by 2 % and 0.5 % alone (a trial cannot tell that
-    # from noise) and win by 5 % together: the pair is tried and wins, then the search goes on
-    # from it (fp32+cl+batched)
+    # channels_last and batched passes each lose by 2 % and 0.5 % alone and win by 5 % together:
+    # the pair is tried and wins, then the search goes on from it (fp32+cl+batched)
     ms = {"fp32": 10.0, "bf16": 6.0, "bf16+cl": 6.12, "bf16+batched": 6.03, "bf16+cl+batched": 5.7,
           "fp32+cl+batched": 9.0}
     trial, log = StubTrial(ms), []
@@ -205,7 +204,7 @@ def test_near_tie_flips_are_tried_together():
     assert res.variant.label == "bf16+cl+batched"
     labels = [label for label, _ in trial.calls]
     assert labels == ["fp32", "bf16", "bf16+cl", "bf16+batched", "bf16+cl+batched", "fp32+cl+batched"]
-    assert any("bf16+cl, bf16+batched within 3% of bf16: trying them together" in m for m in log)
+    assert any("bf16+cl, bf16+batched within 5% of bf16: trying them together" in m for m in log)
     # one flip clearly slower (10 %): no near-tie pair, nothing more measured (the stub has no
     # timing for bf16+cl+batched and would fail if asked)
     ms = {"fp32": 10.0, "bf16": 6.0, "bf16+cl": 6.6, "bf16+batched": 6.03}
