@@ -22,8 +22,9 @@ Candidates are searched one knob at a time (precision first, then memory format,
 grouping, compile), each knob keeping the best value found so far for the others, in passes
 until one changes nothing; then flips of the best that timed within ``NEAR_TIE`` of it (5 %)
 are tried two at a time (knobs interact: two flips that each lose a little can win together),
-and a pair that wins starts the search again: the trial grows with the number of knobs, not with their product. ``$AUGENGINE_AUTOTUNE`` = ``off`` skips
-trials (safe defaults, unless cached or resumed); ``retune`` ignores the cache.
+and a pair that wins starts the search again: the trial grows with the number of knobs, not
+with their product. ``$AUGENGINE_AUTOTUNE`` = ``off`` skips trials (safe defaults, unless
+cached or resumed); ``retune`` ignores the cache.
 
 Compiling is the long part of a trial (a minute or more per compiled candidate, each compiled
 from scratch). When the plugin's trial can run in another process (a :class:`PluginTrial`), the
@@ -87,7 +88,7 @@ PARALLEL_ROUND_FACTOR = 1.5
 # a flip of the best within this fraction of its step time is a near tie: such flips are also
 # tried two at a time (knobs interact by more than that: at 256 px on a 2-core Xeon,
 # channels_last and batched passes each lost to bf16+compile by 2-5 % alone, in two trials, and
-# won by 4-7 % together); 5 % is also how close the issue wants a default to its fastest variant
+# won by 4-7 % together); 5 % is also the margin the benchmarks hold a default to
 NEAR_TIE = 0.05
 # seconds a compiled candidate is assumed to spend loading its precompiled code (measured: 3.4 s
 # for a CycleGAN candidate at 128 px on a 2-core CPU), until one has been measured

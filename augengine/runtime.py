@@ -129,9 +129,10 @@ def benchmarked_convolutions(enabled: bool = True):
     """cuDNN's algorithm search for the duration of the block (``torch.backends.cudnn.benchmark``).
 
     The first time a convolution of a new shape runs, cuDNN times its algorithms for it and keeps
-    the fastest; without the search it takes the first of its heuristics' list, which for
-    batch-1 GAN steps (7×7 and strided convolutions, grouped pairs, channels-last bf16) can be
-    several times slower. A fit repeats the same shapes every step, so the search is paid once.
+    the fastest; without the search it takes its heuristics' first choice, which need not be the
+    fastest for batch-1 GAN shapes (7×7 and strided convolutions, grouped pairs, channels-last
+    bf16; the gain on our GPUs is not measured yet). A fit repeats the same shapes every step, so
+    the search is paid once.
     The engine runs every fit and every ``Generator.generate`` under it, except where the
     plugin's config asks for ``deterministic`` kernels (the search may pick another algorithm
     in another run). The reference CycleGAN trains with it on. No effect on a CPU; the previous
