@@ -31,9 +31,10 @@ from scratch). When the plugin's trial can run in another process (a :class:`Plu
 compiled candidates a pass over the knobs is about to measure are compiled side by side first,
 one fresh process each (``$AUGENGINE_AUTOTUNE_WORKERS`` at a time; default a third of the
 intra-op threads, at least 2, at most 8, none in a process of one thread; fewer where the
-memory would not hold them, each taken to need this process's peak; 1 = never): their generated code lands in torch.compile's on-disk
-caches (inductor's FX graph cache, AOTAutograd's), so that the trial's own compile of each, in this
-process and timed as before, is a cache hit of seconds. Only the timings of this process count.
+memory would not hold them, each taken to need this process's peak; 1 = never): their
+generated code lands in torch.compile's on-disk caches (inductor's FX graph cache,
+AOTAutograd's), so that the trial's own compile of each, in this process and timed as before,
+is a cache hit of seconds. Only the timings of this process count.
 
 The :class:`Resolution` goes into the run record (``run.json`` key ``speed``): the variant, where
 it came from (``fixed``, ``resume``, ``cache``, ``trial``, ``default``) and the trial's timings.

@@ -243,8 +243,7 @@ class Generator(Plugin):
                                      preallocate=n)
         committed = [writer.committed]
         try:
-            exact = bool(getattr(self.config, "deterministic", False))
-            with isolated_global_rng(), benchmarked_convolutions(not exact):
+            with isolated_global_rng(), benchmarked_convolutions(not self._exact_kernels()):
                 return self._write(writer, committed, n, labels, seeds, src_idx, src_images, batch_size, chunk_size,
                                    progress)
         except BaseException:

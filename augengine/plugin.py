@@ -51,7 +51,7 @@ def _guard_fit(fit):
         try:
             # a plugin whose config has ``deterministic`` gets bit-reproducible kernels on request,
             # every other fit cuDNN's fastest algorithm for each convolution shape
-            exact = bool(getattr(getattr(self, "config", None), "deterministic", False))
+            exact = self._exact_kernels()
             with isolated_global_rng(seed), deterministic_algorithms(exact), benchmarked_convolutions(not exact):
                 result = fit(self, train, *args, run_dir=run_dir, resume=resume, seed=seed, **kwargs)
         except BaseException:
@@ -99,6 +99,11 @@ class Plugin:
         data = dict(config or {})
         data.update(overrides)
         self.config = validate_config(self.Config, data, owner=f"{self.kind} {self.name!r}")
+
+    def _exact_kernels(self) -> bool:
+        """True when the plugin's config asks for ``deterministic`` (bit-reproducible) kernels: its
+        fits and generation then run without cuDNN's algorithm search."""
+        return bool(getattr(getattr(self, "config", None), "deterministic", False))
 
     @classmethod
     def qualified_name(cls) -> str:
