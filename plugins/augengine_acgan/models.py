@@ -133,32 +133,47 @@ class AcganD(nn.Module):
             cin = cout
             size = (size + 2 - 3) // s + 1
         self.net = nn.Sequential(*layers)
-        # index of the last convolution's output: from there on the activations are made
-        # contiguous (NCHW), the order flatten() feeds the heads. Under channels_last the
-        # flatten would copy anyway, and the backward of the last block would mix formats
-        # (the heads' gradient arrives contiguous), which is several times slower on a CPU.
-        self._last_conv = max(i for i, m in enumerate(layers) if isinstance(m, nn.Conv2d)) + 1
         feat = cin * size * size
         self.source = sn(nn.Linear(feat, 1))
         self.classes = sn(nn.Linear(feat, num_classes))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.net[: self._last_conv](x).contiguous()
-        h = self.net[self._last_conv :](h).flatten(1)
-        return self.source(h).squeeze(1), self.classes(h)
+        h = self.net(x)
+        if h.is_contiguous() or not h.is_contiguous(memory_format=torch.channels_last):
+            h = h.flatten(1)
+            return self.source(h).squeeze(1), self.classes(h)
+        # channels_last features: flatten them in their storage order (N, H, W, C), a view, and
+        # reorder the heads' weights to match (their parameters keep the (C, H, W) order of the
+        # contiguous layout, so checkpoints do not depend on the memory format). Flattening in
+        # (C, H, W) order would copy the largest activation of D on every call, and its
+        # backward would meet a contiguous gradient, mixing formats (several times slower).
+        n, c, hh, ww = h.shape
+        h = h.permute(0, 2, 3, 1).reshape(n, -1)
+        return self._head(self.source, h, c, hh, ww).squeeze(1), self._head(self.classes, h, c, hh, ww)
+
+    @staticmethod
+    def _head(linear: nn.Linear, h: torch.Tensor, c: int, hh: int, ww: int) -> torch.Tensor:
+        w = linear.weight.view(-1, c, hh, ww).permute(0, 2, 3, 1).reshape(linear.weight.shape[0], -1)
+        return F.linear(h, w, linear.bias)
 
 
 class Dropout(nn.Dropout):
-    """``nn.Dropout`` whose CPU masks come from 8 random bits per element.
+    """``nn.Dropout`` whose CPU masks are built from random bits.
 
     On a CPU ``F.dropout`` draws one Bernoulli sample per element; at the paper's 0.5 dropout
     after every discriminator layer that was 40 % of a 128 px training step here. This draws
     64-bit random words from torch's generator (so ``torch.manual_seed`` still decides the
-    masks) and keeps element i when its byte is below ``k = round((1 - p)·256)``: the keep
-    probability is ``k / 256`` (exactly the paper's 0.5; within 1/512 of ``1 - p`` otherwise)
-    and kept values are scaled by ``256 / k``, so the expected output is the input, as with
-    ``nn.Dropout``. CUDA uses ``F.dropout`` (a fused kernel).
+    masks). At p = 0.5 (the paper's) one random bit per element decides: it is shifted into
+    the place of the second-highest bit of an integer of x's width and the others are
+    cleared, which read as x's float type is exactly 2.0 (= 1 / (1 - p)) or 0 — the scale
+    tensor in two integer operations over a 1/16 of the random bits the byte path needs.
+    Otherwise element i is kept when its random byte is below ``k = round((1 - p)·256)``:
+    the keep probability is ``k / 256`` (within 1/512 of ``1 - p``) and kept values are
+    scaled by ``256 / k``, so the expected output is the input, as with ``nn.Dropout``.
+    CUDA uses ``F.dropout`` (a fused kernel).
     """
+
+    BITS_PER_WORD = 8  # mask bits taken from each random integer (its low 8 bits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0 or x.device.type != "cpu":
@@ -169,11 +184,29 @@ class Dropout(nn.Dropout):
         if k == 256:
             return x
         n = x.numel()
-        words = torch.empty((n + 7) // 8, dtype=torch.int64).random_(-(2**63), 2**63 - 1)
-        keep = words.view(torch.int8)[:n] < (k - 128)
+        if k == 128 and x.dtype.is_floating_point:
+            scale = self._half_scale(x)
+        else:
+            words = torch.empty((n + 7) // 8, dtype=torch.int64).random_(-(2**63), 2**63 - 1)
+            keep = words.view(torch.int8)[:n] < (k - 128)
+            scale = keep.to(x.dtype).mul_(256 / k)
         # x's memory format: a dense tensor is one flat run of storage, read here in that order
-        scale = keep.to(x.dtype).mul_(256 / k).as_strided(x.size(), x.stride())
-        return x * scale
+        return x * scale[:n].as_strided(x.size(), x.stride())
+
+    @classmethod
+    def _half_scale(cls, x: torch.Tensor) -> torch.Tensor:
+        """A flat tensor of x's dtype with ≥ x.numel() elements, each 0 or 2 with probability 1/2."""
+        bits = x.element_size() * 8
+        itype = {16: torch.int16, 32: torch.int32, 64: torch.int64}[bits]
+        per = cls.BITS_PER_WORD
+        m = (x.numel() + per - 1) // per  # random integers of x's width
+        words = torch.empty((m * bits + 63) // 64, dtype=torch.int64).random_(-(2**63), 2**63 - 1)
+        top = bits - 2  # 2.0 in an IEEE format: only the highest exponent bit is set
+        shifts = torch.arange(top, top - per, -1, dtype=itype).unsqueeze(1)  # bit j → bit `top`
+        # row j holds bit j of every word: the long dimension innermost (vectorised; a (m, 8)
+        # layout was 5× slower here)
+        out = torch.bitwise_left_shift(words.view(itype)[:m].unsqueeze(0), shifts)
+        return out.bitwise_and_(1 << top).view(-1).view(x.dtype)
 
 
 def init_weights(module: nn.Module, std: float = 0.02) -> None:

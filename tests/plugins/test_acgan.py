@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -72,6 +73,26 @@ def test_paper_architecture_shapes(size, widths):
         assert x.shape == (2, 3, size, size) and x.abs().max() <= 1
         s, c = d(x)
     assert s.shape == (2,) and c.shape == (2, K)
+
+
+@pytest.mark.parametrize("spectral_norm", [False, True])
+def test_discriminator_is_the_same_function_in_either_memory_format(spectral_norm):
+    # under channels_last the heads read the features in (H, W, C) order with reordered weights
+    torch.manual_seed(0)
+    d = AcganD(32, 5, [8, 8, 16, 16, 32, 32], [2, 1, 2, 1, 2, 1], spectral_norm=spectral_norm).eval()
+    d_cl = copy.deepcopy(d).to(memory_format=torch.channels_last)
+    x = torch.randn(3, 3, 32, 32)
+    x_cl = x.clone().to(memory_format=torch.channels_last).requires_grad_()
+    x = x.requires_grad_()
+    out, out_cl = d(x), d_cl(x_cl)
+    for a, b in zip(out, out_cl):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    (out[0].sum() + out[1].square().sum()).backward()
+    (out_cl[0].sum() + out_cl[1].square().sum()).backward()
+    torch.testing.assert_close(x.grad, x_cl.grad, rtol=1e-4, atol=1e-6)
+    for (name, p), p_cl in zip(d.named_parameters(), d_cl.parameters()):
+        assert p.shape == p_cl.shape, name  # the same state dict in both formats
+        torch.testing.assert_close(p.grad, p_cl.grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
 def test_parameter_count_matches_the_table():
@@ -351,3 +372,14 @@ def test_cpu_dropout_masks_are_seeded_unbiased_and_keep_the_layout():
     assert abs((out != 0).float().mean().item() - 0.7) < 0.005
     assert abs(out.mean().item() - 1.0) < 0.01
     assert torch.equal(Dropout(0.5).eval()(x), x)
+    # p = 0.5 in every float width (the mask is built from bits in x's integer width): exactly
+    # {0, 2}, unbiased, and each element's bit independent of its neighbours'
+    for dtype in (torch.bfloat16, torch.float16, torch.float32, torch.float64):
+        v = torch.ones(100_003, dtype=dtype)  # not a multiple of the bits per random word
+        out = Dropout(0.5).train()(v)
+        assert out.dtype == dtype and set(out.unique().tolist()) == {0.0, 2.0}, dtype
+        keep = out != 0
+        assert abs(keep.double().mean().item() - 0.5) < 0.01, dtype
+        # neighbours come from bits of one random word: their masks must still be independent
+        both = (keep[:-1] & keep[1:]).double().mean().item()
+        assert abs(both - 0.25) < 0.01, dtype
