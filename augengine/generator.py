@@ -23,7 +23,7 @@ from augengine.images import check_images
 from augengine.imageset import ImageSet
 from augengine.plugin import Plugin
 from augengine.rng import isolated_global_rng
-from augengine.runtime import benchmarked_convolutions
+from augengine.runtime import benchmarked_convolutions, retained_heap
 from augengine.runs import sha256_file, software_versions
 from augengine.synthetic import SyntheticSet, partial_path
 
@@ -243,7 +243,7 @@ class Generator(Plugin):
                                      preallocate=n)
         committed = [writer.committed]
         try:
-            with isolated_global_rng(), benchmarked_convolutions(not self._exact_kernels()):
+            with isolated_global_rng(), benchmarked_convolutions(not self._exact_kernels()), retained_heap():
                 return self._write(writer, committed, n, labels, seeds, src_idx, src_images, batch_size, chunk_size,
                                    progress)
         except BaseException:

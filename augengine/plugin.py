@@ -9,7 +9,8 @@ The engine, not each plugin, enforces what every fit must honour: :class:`Plugin
 * the caller's global Python, NumPy and torch random states are the same after the fit as
   before (:func:`augengine.rng.isolated_global_rng`); inside, they are seeded from ``seed``;
 * the fit runs with cuDNN's algorithm search on (:func:`augengine.runtime.benchmarked_convolutions`),
-  or with deterministic kernels when the plugin's config has ``deterministic`` set;
+  or with deterministic kernels when the plugin's config has ``deterministic`` set, and with the
+  memory it frees kept for its next steps (:func:`augengine.runtime.retained_heap`);
 * the run record gets the fit's provenance (``seed``, ``split_sha256`` of the training split)
   through :func:`augengine.runs.write_run_record`, whatever the plugin passes.
 
@@ -25,7 +26,7 @@ from typing import Any, ClassVar
 from augengine.config import PluginConfig, config_fields, validate_config
 from augengine.rng import isolated_global_rng
 from augengine.rundir import claim_run_dir
-from augengine.runtime import benchmarked_convolutions, deterministic_algorithms
+from augengine.runtime import benchmarked_convolutions, deterministic_algorithms, retained_heap
 
 __all__ = ["Plugin"]
 
@@ -52,7 +53,8 @@ def _guard_fit(fit):
             # a plugin whose config has ``deterministic`` gets bit-reproducible kernels on request,
             # every other fit cuDNN's fastest algorithm for each convolution shape
             exact = self._exact_kernels()
-            with isolated_global_rng(seed), deterministic_algorithms(exact), benchmarked_convolutions(not exact):
+            with isolated_global_rng(seed), deterministic_algorithms(exact), benchmarked_convolutions(not exact), \
+                    retained_heap():
                 result = fit(self, train, *args, run_dir=run_dir, resume=resume, seed=seed, **kwargs)
         except BaseException:
             if claim is not None:

@@ -50,6 +50,7 @@ from augengine.runtime import (
     cpu_supports_bf16,
     deterministic_algorithms,
     resolve_channels_last,
+    retained_heap,
     select_device,
 )
 from augengine.selection import (
@@ -98,6 +99,7 @@ __all__ = [
     "cpu_supports_bf16",
     "deterministic_algorithms",
     "resolve_channels_last",
+    "retained_heap",
     "select_device",
     "LossScaler",
     "needs_loss_scaling",

@@ -38,7 +38,7 @@ import torch
 
 import augengine as ae
 from augengine.images import to_model
-from augengine.runtime import cpu_supports_bf16
+from augengine.runtime import cpu_supports_bf16, retained_heap
 
 from augengine_acgan import AcganGenerator
 from augengine.runtime import cpu_model  # noqa: E402
@@ -275,8 +275,10 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     global DEVICE
     DEVICE = torch.device(a.device)
-    # cuDNN's algorithm search on, as the engine's fits and generate() run (augengine.runtime.benchmarked_convolutions)
+    # cuDNN's algorithm search on and freed memory kept in the heap, as the engine's fits and generate()
+    # run (augengine.runtime.benchmarked_convolutions, retained_heap), for the whole process
     torch.backends.cudnn.benchmark = True
+    retained_heap().__enter__()
 
     q = a.quick
     a.batch = a.batch or (16 if q else 64)

@@ -42,7 +42,7 @@ import torch
 import augengine as ae
 from augengine.config import parse_overrides
 from augengine.images import to_model
-from augengine.runtime import cpu_supports_bf16
+from augengine.runtime import cpu_supports_bf16, retained_heap
 
 from augengine_resnet import build_model
 from augengine.runtime import cpu_model  # noqa: E402
@@ -148,8 +148,10 @@ def main(argv=None) -> int:
                     help="no training: compare finished runs with the first one (e.g. the run dirs an "
                          "interrupted --ablate left behind), each labelled by the config keys it changes")
     args = ap.parse_args(argv)
-    # cuDNN's algorithm search on, as the engine's fits run (augengine.runtime.benchmarked_convolutions)
+    # cuDNN's algorithm search on and freed memory kept in the heap, as the engine's fits run
+    # (augengine.runtime.benchmarked_convolutions, retained_heap), for the whole process
     torch.backends.cudnn.benchmark = True
+    retained_heap().__enter__()
     if args.threads:
         torch.set_num_threads(args.threads)
     elif args.quick:

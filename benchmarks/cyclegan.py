@@ -256,14 +256,15 @@ _CURRENT_SIZE = 64
 def child(args) -> None:
     global _CURRENT_SIZE
     _CURRENT_SIZE = args.size
-    if args.variant in REF:
-        res = run_reference(args.variant, args.size, args.iters, args.warmup, args.blocks, args.device,
-                            args.reference, args.loss_check)
-    else:
-        from augengine.plugin_api import benchmarked_convolutions
+    from augengine.plugin_api import benchmarked_convolutions, retained_heap
 
+    if args.variant in REF:
+        with retained_heap(args.reference_heap == "retain"):
+            res = run_reference(args.variant, args.size, args.iters, args.warmup, args.blocks, args.device,
+                                args.reference, args.loss_check)
+    else:
         # as the engine's fit runs it (the reference turns cuDNN's algorithm search on itself)
-        with benchmarked_convolutions():
+        with benchmarked_convolutions(), retained_heap():
             res = run_ours(args.variant, args.size, args.iters, args.warmup, args.blocks, args.device,
                            args.loss_check, args.seed)
     print("RESULT " + json.dumps(res))
@@ -332,6 +333,9 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", type=int, default=0, metavar="N",
                     help="also run N steps of every row under torch.profiler and print (and save) the top operators "
                          "and kernels by their own time")
+    ap.add_argument("--reference-heap", choices=["system", "retain"], default="system",
+                    help="glibc malloc for the reference's rows: as it comes (default), or with freed memory "
+                         "kept in the heap as our rows run (augengine.runtime.retained_heap)")
     ap.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--variant", help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
@@ -363,7 +367,8 @@ def main(argv=None) -> int:
         if not (Path(args.reference) / "models" / "cycle_gan_model.py").is_file():
             ap.error(f"--reference {args.reference}: no models/cycle_gan_model.py there")
         variants = [r for r in REF if not (emulated_bf16 and "bf16" in r and "bf16" not in args.variants)] + variants
-    print(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs); device {args.device}; torch threads default")
+    print(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs); device {args.device}; torch threads default; "
+          f"heap: ours retained, the reference's {'retained' if args.reference_heap == 'retain' else 'as glibc has it'}")
     if emulated_bf16:
         print("  no native bf16 on this CPU (no avx512_bf16/amx_bf16): bf16 rows skipped unless named in --variants")
     rows = []
@@ -371,6 +376,7 @@ def main(argv=None) -> int:
 
     def save() -> dict:  # after every row, so that a run cut short (a time limit) keeps what it measured
         result = {"cpu": cpu_model(), "device": args.device, "blocks": args.blocks, "rows": rows,
+                  "reference_heap": args.reference_heap,
                   "argv": sys.argv[1:], "platform": platform.platform(), **extras}
         if args.out:
             Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
@@ -380,7 +386,7 @@ def main(argv=None) -> int:
         cmd = [sys.executable, __file__, "--_child", "--variant", v, "--size", str(size), "--iters", str(iters),
                "--warmup", str(warmup), "--blocks", str(args.blocks), "--device", args.device,
                "--loss-check", str(loss_check), "--seed", str(seed)]
-        return cmd + (["--reference", args.reference] if v in REF else [])
+        return cmd + (["--reference", args.reference, "--reference-heap", args.reference_heap] if v in REF else [])
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins"),
                                                       os.environ.get("PYTHONPATH", "")]),
