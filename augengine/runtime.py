@@ -149,11 +149,11 @@ def benchmarked_convolutions(enabled: bool = True):
         torch.backends.cudnn.benchmark = saved
 
 
-# mallopt(3) parameters (<malloc.h>) and glibc's defaults for them
+# mallopt(3) parameters (<malloc.h>)
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
-_DEFAULT_TRIM_THRESHOLD, _DEFAULT_MMAP_MAX = 128 * 1024, 65536
 _heap_lock = threading.Lock()
 _heap_depth = 0
+_heap_retained = False
 
 
 @functools.cache
@@ -187,40 +187,44 @@ def _heap_left_alone() -> str | None:
 
 @contextlib.contextmanager
 def retained_heap(enabled: bool = True):
-    """Keep the memory a block frees in the process's heap for its next allocations (glibc).
+    """Keep the memory the process frees in its heap for its next allocations (glibc), from this
+    block on; at the end of the block, hand the free pages back to the kernel.
 
     glibc serves every allocation above its mmap threshold (at most 32 MiB) with a fresh ``mmap``
     and hands it back to the kernel when freed, so a training step that allocates the same large
     activations every step touches new pages every step: each page costs a fault and the kernel
     zeroes it, and in a VM the host may have to hand it over again. Measured on a 2-core Xeon VM
-    (torch 2.14.1, bf16): an ACGAN step at 128 px, batch 64, faulted 75,000–107,000 pages and
-    took 1,452–1,497 ms; with the heap retained 4,500–11,000 pages and 1,404–1,414 ms; a CycleGAN
-    step at 256 px 4–8 % faster, at 128 px unchanged. For the block this sets ``M_MMAP_MAX`` to 0
-    (every allocation from the heap, freed memory reused) and ``M_TRIM_THRESHOLD`` to 2 GiB (free
-    memory at the top of the heap is kept); afterwards ``malloc_trim`` returns the free pages to
-    the kernel and both settings go back to glibc's defaults (glibc's dynamic mmap threshold stays
-    where it stood). Peak memory is what the block needs at once, as before.
+    (torch 2.14.1, bf16): an ACGAN step at 128 px, batch 64, faulted 72,000–107,000 pages and
+    took 1,452–1,508 ms; with the heap retained 2,700–11,000 pages and 1,404–1,414 ms; a CycleGAN
+    step at 256 px 4–8 % faster, at 128 px unchanged.
 
-    The engine runs every fit and every ``Generator.generate`` under it. Nested blocks share the
-    outermost one. Nothing happens with another C library, when ``$AUGENGINE_CPU_HEAP`` is
-    ``system``, or when the user set glibc's malloc through ``MALLOC_*_`` or ``GLIBC_TUNABLES``.
+    The first block sets ``M_MMAP_MAX`` to 0 (every allocation from the heap, freed memory reused)
+    and ``M_TRIM_THRESHOLD`` to 2 GiB (free memory at the top of the heap is kept) for the rest of
+    the process: glibc has no way back to its dynamic thresholds once they are set, and fixed
+    defaults (128 KiB) would mmap — and fault anew — every allocation above 128 KiB (that halved a
+    bf16 matmul's speed here). At the end of every outermost block ``malloc_trim`` returns the
+    free pages to the kernel, so that the process holds what it still uses, as before. Peak
+    memory is what the block needs at once.
+
+    The engine runs every fit and every ``Generator.generate`` under it. Nothing happens with
+    another C library, when ``$AUGENGINE_CPU_HEAP`` is ``system``, or when the user set glibc's
+    malloc through ``MALLOC_*_`` or ``GLIBC_TUNABLES``.
     """
-    global _heap_depth
+    global _heap_depth, _heap_retained
     libc = _glibc() if enabled and _heap_left_alone() is None else None
     if libc is None:
         yield
         return
     with _heap_lock:
         _heap_depth += 1
-        if _heap_depth == 1:
+        if not _heap_retained:
             libc.mallopt(_M_MMAP_MAX, 0)
             libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
+            _heap_retained = True
     try:
         yield
     finally:
         with _heap_lock:
             _heap_depth -= 1
             if _heap_depth == 0:
-                libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
-                libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
                 libc.malloc_trim(0)

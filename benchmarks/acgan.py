@@ -26,6 +26,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import sys
@@ -42,6 +43,8 @@ from augengine.runtime import cpu_supports_bf16, retained_heap
 
 from augengine_acgan import AcganGenerator
 from augengine.runtime import cpu_model  # noqa: E402
+
+_PROCESS = contextlib.ExitStack()  # settings held for the whole process (main())
 
 VARIANTS = {
     "default": {},  # the plugin's defaults: auto resolved on this machine as a fit of the paper's length would
@@ -278,7 +281,7 @@ def main(argv=None) -> int:
     # cuDNN's algorithm search on and freed memory kept in the heap, as the engine's fits and generate()
     # run (augengine.runtime.benchmarked_convolutions, retained_heap), for the whole process
     torch.backends.cudnn.benchmark = True
-    retained_heap().__enter__()
+    _PROCESS.enter_context(retained_heap())
 
     q = a.quick
     a.batch = a.batch or (16 if q else 64)

@@ -29,6 +29,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -46,6 +47,8 @@ from augengine.runtime import cpu_supports_bf16, retained_heap
 
 from augengine_resnet import build_model
 from augengine.runtime import cpu_model  # noqa: E402
+
+_PROCESS = contextlib.ExitStack()  # settings held for the whole process (main())
 
 RECIPE = {
     "arch": "resnet18",
@@ -151,7 +154,7 @@ def main(argv=None) -> int:
     # cuDNN's algorithm search on and freed memory kept in the heap, as the engine's fits run
     # (augengine.runtime.benchmarked_convolutions, retained_heap), for the whole process
     torch.backends.cudnn.benchmark = True
-    retained_heap().__enter__()
+    _PROCESS.enter_context(retained_heap())
     if args.threads:
         torch.set_num_threads(args.threads)
     elif args.quick:
