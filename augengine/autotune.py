@@ -55,6 +55,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import torch
 
 from augengine.errors import ConfigError
+from augengine.runtime import release_free_memory
 
 __all__ = [
     "Variant",
@@ -365,6 +366,10 @@ def resolve_variant(*, plugin: str, arch: str, image_size: int, device: torch.de
     if workers > 1 and not _picklable(trial):
         workers = 1
     res = _trial_search(space, trial, steps, warmup, share, total_steps, say, workers)
+    # the candidates' networks, graphs and activations are garbage now: collected and their free
+    # pages handed back, the fit's steps do not run amid them (at 256 px the CycleGAN fit after a
+    # full trial ran 1.06× the same variant in a fresh process without this, 1.01× with it)
+    release_free_memory()
     res.key = key
     if use_cache:
         _store(key, res)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import gc
 import os
 import random
 import threading
@@ -228,3 +229,12 @@ def retained_heap(enabled: bool = True):
             _heap_depth -= 1
             if _heap_depth == 0:
                 libc.malloc_trim(0)
+
+
+def release_free_memory() -> None:
+    """Collect Python's garbage and hand the heap's free pages back to the kernel (``malloc_trim``,
+    glibc only): after work whose objects are all gone (an autotune trial's candidates)."""
+    gc.collect()
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)

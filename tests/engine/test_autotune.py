@@ -62,6 +62,16 @@ def test_cache_hit_skips_the_trial():
     assert again.calls == []
 
 
+def test_a_trial_releases_its_memory_before_the_fit_goes_on(monkeypatch):
+    released = []
+    trial = StubTrial()
+    monkeypatch.setattr(autotune, "release_free_memory", lambda: released.append(len(trial.calls)))
+    resolve(trial)
+    assert released == [len(trial.calls)] and trial.calls  # once, after the last candidate
+    resolve(StubTrial())  # cached: no trial, nothing to release
+    assert len(released) == 1
+
+
 def test_cache_key_holds_device_torch_plugin_arch_size_and_space():
     space = autotune.candidate_space(AUTO, OPTIONS)
     key = cache_key(plugin="acgan", arch="g64", image_size=64, device="cpu", space=space)

@@ -132,3 +132,8 @@ def test_freed_memory_is_reused_without_new_page_faults():
     assert plain > 8 * 10_000, out.stdout  # 16,384 pages per tensor, faulted anew each time
     assert kept < plain / 4, out.stdout
     assert after < plain / 4, out.stdout  # still kept after the block (its free pages were returned once)
+
+
+def test_release_free_memory_collects_and_trims(libc):
+    runtime.release_free_memory()
+    assert libc.calls == [("trim", 0)]
