@@ -319,7 +319,7 @@ def main(argv=None) -> int:
 
     print(f"training iterations (batch {a.batch}):")
     result["training"] = bench_training(sizes, a.batch, variants, warmup, iters, max(before.values()))
-    # measured again after the rows: a VM's speed drifts (bf16 matmul 2,355 to 2,774 GFLOP/s within
+    # measured again after the rows: a VM's speed drifts (bf16 matmul 2,123 to 2,774 GFLOP/s within
     # an hour on one machine), and the higher of the two is the reference (the lower utilisation)
     after = matmul_rates()
     print(f"matmul throughput after the rows: bf16 {after['bf16']:.0f} GFLOP/s, fp32 {after['fp32']:.0f} GFLOP/s")

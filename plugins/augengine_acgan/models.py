@@ -166,7 +166,8 @@ class Dropout(nn.Dropout):
     masks). At p = 0.5 (the paper's) one random bit per element decides: it is shifted into
     the place of the second-highest bit of an integer of x's width and the others are
     cleared, which read as x's float type is exactly 2.0 (= 1 / (1 - p)) or 0 — the scale
-    tensor in two integer operations over a 1/16 of the random bits the byte path needs.
+    tensor in two integer operations (8 bits used of each random integer of x's width: for
+    bf16, 2 random bits drawn per element instead of the byte path's 8).
     Otherwise element i is kept when its random byte is below ``k = round((1 - p)·256)``:
     the keep probability is ``k / 256`` (within 1/512 of ``1 - p``) and kept values are
     scaled by ``256 / k``, so the expected output is the input, as with ``nn.Dropout``.
@@ -184,7 +185,7 @@ class Dropout(nn.Dropout):
         if k == 256:
             return x
         n = x.numel()
-        if k == 128 and x.dtype.is_floating_point:
+        if k == 128 and x.dtype.is_floating_point and x.element_size() in (2, 4, 8):
             scale = self._half_scale(x)
         else:
             words = torch.empty((n + 7) // 8, dtype=torch.int64).random_(-(2**63), 2**63 - 1)
