@@ -129,7 +129,8 @@ def test_freed_memory_is_reused_without_new_page_faults():
     env = {k: v for k, v in os.environ.items() if k not in _USER_VARS}
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
     plain, kept, after = map(int, out.stdout.split())
-    assert plain > 8 * 10_000, out.stdout  # 16,384 pages per tensor, faulted anew each time
+    if plain < 8 * 10_000:  # 16,384 pages per tensor, faulted anew each time, on 4 KiB pages
+        pytest.skip(f"fresh mappings cost {plain} faults for 8 × 64 MiB here (huge pages?): nothing to compare")
     assert kept < plain / 4, out.stdout
     assert after < plain / 4, out.stdout  # still kept after the block (its free pages were returned once)
 
