@@ -204,8 +204,11 @@ def retained_heap(enabled: bool = True):
     the process: glibc has no way back to its dynamic thresholds once they are set, and fixed
     defaults (128 KiB) would mmap — and fault anew — every allocation above 128 KiB (that halved a
     bf16 matmul's speed here). At the end of every outermost block ``malloc_trim`` returns the
-    free pages to the kernel, so that the process holds what it still uses, as before. Peak
-    memory is what the block needs at once.
+    free pages to the kernel, so that the process holds what it still uses, as before. The cost
+    is peak memory: freed blocks of one size do not always serve the next sizes, so the heap
+    grows past what is live at once — the ACGAN step above peaked at 2,482–2,663 MB instead of
+    2,383–2,464 MB, and the ACGAN benchmark's process (an autotune trial, then ten variants one
+    after another) at 5.2 GB instead of 4.2 GB at 128 px.
 
     The engine runs every fit and every ``Generator.generate`` under it. Nothing happens with
     another C library, when ``$AUGENGINE_CPU_HEAP`` is ``system``, or when the user set glibc's
