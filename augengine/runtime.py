@@ -169,21 +169,17 @@ def _glibc() -> ctypes.CDLL | None:
         return None
 
 
-def _heap_left_alone() -> str | None:
-    """Why the heap setting must not be touched (the user's own malloc settings), else None."""
+_USER_MALLOC_VARS = ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_")
+
+
+def _heap_left_alone() -> bool:
+    """True when the heap setting must not be touched: ``$AUGENGINE_CPU_HEAP=system``, or the
+    user set glibc's malloc through its own environment variables."""
     setting = os.environ.get("AUGENGINE_CPU_HEAP", "retain").strip().lower()
     if setting not in ("retain", "system"):
         raise ConfigError(f"$AUGENGINE_CPU_HEAP must be 'retain' (the default) or 'system', got {setting!r}")
-    if setting == "system":
-        return "AUGENGINE_CPU_HEAP=system"
-    if _glibc() is None:
-        return "not glibc"
-    for var in ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_"):
-        if var in os.environ:
-            return var
-    if "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):
-        return "GLIBC_TUNABLES"
-    return None
+    return (setting == "system" or any(var in os.environ for var in _USER_MALLOC_VARS)
+            or "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""))
 
 
 @contextlib.contextmanager
@@ -215,7 +211,7 @@ def retained_heap(enabled: bool = True):
     malloc through ``MALLOC_*_`` or ``GLIBC_TUNABLES``.
     """
     global _heap_depth, _heap_retained
-    libc = _glibc() if enabled and _heap_left_alone() is None else None
+    libc = _glibc() if enabled and not _heap_left_alone() else None
     if libc is None:
         yield
         return

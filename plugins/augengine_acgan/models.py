@@ -185,11 +185,10 @@ class Dropout(nn.Dropout):
         if k == 256:
             return x
         n = x.numel()
-        if k == 128 and x.dtype.is_floating_point and x.element_size() in (2, 4, 8):
+        if k == 128 and x.dtype.is_floating_point and x.element_size() in _INT_OF_SIZE:
             scale = self._half_scale(x)
         else:
-            words = torch.empty((n + 7) // 8, dtype=torch.int64).random_(-(2**63), 2**63 - 1)
-            keep = words.view(torch.int8)[:n] < (k - 128)
+            keep = _random_words(n, torch.int8) < (k - 128)
             scale = keep.to(x.dtype).mul_(256 / k)
         # x's memory format: a dense tensor is one flat run of storage, read here in that order
         return x * scale[:n].as_strided(x.size(), x.stride())
@@ -197,17 +196,26 @@ class Dropout(nn.Dropout):
     @classmethod
     def _half_scale(cls, x: torch.Tensor) -> torch.Tensor:
         """A flat tensor of x's dtype with ≥ x.numel() elements, each 0 or 2 with probability 1/2."""
-        bits = x.element_size() * 8
-        itype = {16: torch.int16, 32: torch.int32, 64: torch.int64}[bits]
+        itype, top = _INT_OF_SIZE[x.element_size()], x.element_size() * 8 - 2
         per = cls.BITS_PER_WORD
-        m = (x.numel() + per - 1) // per  # random integers of x's width
-        words = torch.empty((m * bits + 63) // 64, dtype=torch.int64).random_(-(2**63), 2**63 - 1)
-        top = bits - 2  # 2.0 in an IEEE format: only the highest exponent bit is set
+        words = _random_words((x.numel() + per - 1) // per, itype)  # random integers of x's width
+        # 2.0 in an IEEE format: only the highest exponent bit (`top`) is set
         shifts = torch.arange(top, top - per, -1, dtype=itype).unsqueeze(1)  # bit j → bit `top`
         # row j holds bit j of every word: the long dimension innermost (vectorised; a (m, 8)
         # layout was 5× slower here)
-        out = torch.bitwise_left_shift(words.view(itype)[:m].unsqueeze(0), shifts)
+        out = torch.bitwise_left_shift(words.unsqueeze(0), shifts)
         return out.bitwise_and_(1 << top).view(-1).view(x.dtype)
+
+
+_INT_OF_SIZE = {2: torch.int16, 4: torch.int32, 8: torch.int64}  # integer dtype of a float's width
+
+
+def _random_words(count: int, dtype: torch.dtype) -> torch.Tensor:
+    """``count`` uniformly random integers of ``dtype`` (every bit a fair coin), cut from 64-bit
+    words of torch's default generator (so ``torch.manual_seed`` decides them)."""
+    width = torch.iinfo(dtype).bits
+    words = torch.empty((count * width + 63) // 64, dtype=torch.int64).random_(-(2**63), 2**63 - 1)
+    return words.view(dtype)[:count]
 
 
 def init_weights(module: nn.Module, std: float = 0.02) -> None:
