@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import torch
 
 import augengine as ae
@@ -68,48 +67,21 @@ def test_algorithm_search_context_turns_on_and_restores():
         torch.backends.cudnn.benchmark = before
 
 
-class _SearchSpy(ae.Generator):
-    """Records cuDNN's algorithm-search flag inside fit() and sample()."""
-
-    name = "search-spy"
-    mode = "noise"
-
-    class Config(ae.PluginConfig):
-        deterministic: bool = False
-
-    seen: list = []
-
-    def fit(self, train, *, val=None, run_dir=None, resume=False, seed=0, progress=True, **inputs):
-        _SearchSpy.seen.append(("fit", torch.backends.cudnn.benchmark))
-        self.class_names, self.train_counts = list(train.class_names), train.class_counts()
-        return self
-
-    @property
-    def image_size(self) -> int:
-        return 8
-
-    def sample(self, labels, seeds):
-        _SearchSpy.seen.append(("sample", torch.backends.cudnn.benchmark))
-        return np.zeros((len(labels), 8, 8, 3), np.uint8)
-
-    def checkpoint_sha256(self) -> str:
-        return "0" * 64
-
-
-def test_fits_and_generation_search_algorithms_unless_deterministic(tmp_path):
+def test_fits_and_generation_search_algorithms_unless_deterministic(tmp_path, spy_generator):
     """Every fit and every generate() runs with cuDNN's algorithm search (the reference CycleGAN
     trains with it); a plugin configured ``deterministic`` runs without; the caller's setting is
     restored either way."""
+    Spy = spy_generator(lambda: torch.backends.cudnn.benchmark)
     before = torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = False
     try:
         train = tiny_imageset(n_per_class=2, size=8, seed=0)
         for exact in (False, True):
-            _SearchSpy.seen = []
-            gen = _SearchSpy(deterministic=exact).fit(train, seed=0)
+            Spy.seen = []
+            gen = Spy(deterministic=exact).fit(train, seed=0)
             gen.generate(4, out=tmp_path / f"set{exact}.h5", seed=0, progress=False)
-            assert _SearchSpy.seen and all(on is (not exact) for _, on in _SearchSpy.seen), _SearchSpy.seen
-            assert {what for what, _ in _SearchSpy.seen} == {"fit", "sample"}
+            assert Spy.seen and all(on is (not exact) for _, on in Spy.seen), Spy.seen
+            assert {what for what, _ in Spy.seen} == {"fit", "sample"}
             assert torch.backends.cudnn.benchmark is False
     finally:
         torch.backends.cudnn.benchmark = before
