@@ -50,6 +50,8 @@ VARIANTS = {
     "default": {},  # the plugin's defaults: auto resolved on this machine as a fit of the paper's length would
     "fp32": {"precision": "fp32", "channels_last": "off", "compile": False},
     "fp32+cl": {"precision": "fp32", "channels_last": "on", "compile": False},
+    "fp32+compile": {"precision": "fp32", "channels_last": "off", "compile": True},
+    "fp32+cl+compile": {"precision": "fp32", "channels_last": "on", "compile": True},
     "bf16": {"precision": "bf16", "channels_last": "off", "compile": False},
     "bf16+cl": {"precision": "bf16", "channels_last": "on", "compile": False},
     "bf16+cl+compile": {"precision": "bf16", "channels_last": "on", "compile": True},

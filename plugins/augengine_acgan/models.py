@@ -210,9 +210,14 @@ class Dropout(nn.Dropout):
 _INT_OF_SIZE = {2: torch.int16, 4: torch.int32, 8: torch.int64}  # integer dtype of a float's width
 
 
+@torch.compiler.disable
 def _random_words(count: int, dtype: torch.dtype) -> torch.Tensor:
     """``count`` uniformly random integers of ``dtype`` (every bit a fair coin), cut from 64-bit
-    words of torch's default generator (so ``torch.manual_seed`` decides them)."""
+    words of torch's default generator (so ``torch.manual_seed`` decides them).
+
+    Eager under torch.compile (the draw breaks the graph either way), so that a compiled network
+    draws the same masks as an eager one; traced, the dtype view of the graph's input was replayed
+    with int64's element size and failed (fp32, torch 2.14)."""
     width = torch.iinfo(dtype).bits
     words = torch.empty((count * width + 63) // 64, dtype=torch.int64).random_(-(2**63), 2**63 - 1)
     return words.view(dtype)[:count]

@@ -255,6 +255,24 @@ def test_option_trains_with_finite_moving_losses(name, tmp_path):
                                   gen.sample(np.array([0, 2]), np.array([7, 8])))
 
 
+@pytest.mark.parametrize("precision,channels_last", [("fp32", "off"), ("bf16", "on")])
+def test_compiled_networks_train_the_eager_losses(precision, channels_last, tmp_path):
+    """torch.compile is a speed knob, not a model change: the same seed trains the same losses.
+    The dropout masks come from torch's generator eagerly in either case (the fp32 compiled step
+    used to fail in AOTAutograd on the masks' dtype view)."""
+    losses = {}
+    for compiled in (False, True):
+        run = tmp_path / str(compiled)
+        cfg = {**TINY16, "iterations": 3, "precision": precision, "channels_last": channels_last,
+               "compile": compiled}
+        AcganGenerator(cfg).fit(_train(), run_dir=run, seed=0, progress=False)
+        rows = [json.loads(x) for x in (run / "losses.jsonl").read_text().splitlines()]
+        losses[compiled] = np.array([[r["loss_d"], r["loss_g"]] for r in rows])
+    assert losses[True].shape == (3, 2) and np.isfinite(losses[True]).all()
+    tol = 1e-3 if precision == "fp32" else 3e-2  # bf16: fused kernels round differently
+    np.testing.assert_allclose(losses[True], losses[False], rtol=tol, atol=tol)
+
+
 def test_ttur_sets_separate_learning_rates(tmp_path):
     gen = AcganGenerator({**TINY16, "iterations": 1, "lr_g": 1e-4, "lr_d": 4e-4})
     gen.fit(_train(), run_dir=tmp_path, seed=0, progress=False)
