@@ -43,6 +43,7 @@ from augengine.runtime import cpu_supports_bf16, retained_heap
 
 from augengine_acgan import AcganGenerator
 from augengine.runtime import cpu_model  # noqa: E402
+from rates import matmul_gflops  # noqa: E402  (benchmarks/)
 
 _PROCESS = contextlib.ExitStack()  # settings held for the whole process (main())
 
@@ -58,32 +59,11 @@ VARIANTS = {
 }
 
 
-
-
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 DEVICE = torch.device("cpu")  # --device
-
-
-def _sync() -> None:
-    if DEVICE.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def matmul_gflops(dtype: torch.dtype, n: int = 2048, reps: int = 8) -> float:
-    """Best-of-``reps`` throughput of an n×n×n matmul in ``dtype`` (GFLOP/s)."""
-    a, b = torch.randn(n, n).to(DEVICE, dtype), torch.randn(n, n).to(DEVICE, dtype)
-    torch.mm(a, b)
-    _sync()
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        torch.mm(a, b)
-        _sync()
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best / 1e9
 
 
 def make_trainer(size: int, batch: int, variant: dict, num_classes: int = 7, seed: int = 0):
@@ -312,9 +292,9 @@ def main(argv=None) -> int:
         print("  no native bf16 (no avx512_bf16/amx_bf16 in /proc/cpuinfo): bf16 variants skipped "
               "(emulated bf16 is far slower; force with --variants), default = fp32")
     def matmul_rates() -> dict[str, float]:
-        return {"bf16": matmul_gflops(torch.bfloat16, n=512 if not native_bf16 else (1024 if q else 2048),
+        return {"bf16": matmul_gflops(torch.bfloat16, DEVICE, n=512 if not native_bf16 else (1024 if q else 2048),
                                       reps=2 if not native_bf16 else 8),
-                "fp32": matmul_gflops(torch.float32, n=1024 if q else 2048)}
+                "fp32": matmul_gflops(torch.float32, DEVICE, n=1024 if q else 2048)}
 
     before = matmul_rates()
     print(f"matmul throughput: bf16 {before['bf16']:.0f} GFLOP/s, fp32 {before['fp32']:.0f} GFLOP/s")
