@@ -217,7 +217,7 @@ def _random_words(count: int, dtype: torch.dtype) -> torch.Tensor:
 
     Eager under torch.compile (the draw breaks the graph either way), so that a compiled network
     draws the same masks as an eager one; traced, the dtype view of the graph's input was replayed
-    with int64's element size and failed (fp32, torch 2.14)."""
+    with int64's element size and failed (every fp32 step, bf16 at some shapes; torch 2.14)."""
     width = torch.iinfo(dtype).bits
     words = torch.empty((count * width + 63) // 64, dtype=torch.int64).random_(-(2**63), 2**63 - 1)
     return words.view(dtype)[:count]
