@@ -118,7 +118,7 @@ def step_flops(size: int, batch: int) -> int:
     return int(fc.get_total_flops()) * batch // small
 
 
-def bench_training(sizes, batch, variants, warmup, iters, peak):
+def bench_training(sizes, batch, variants, warmup, iters):
     rows = []
     for size in sizes:
         flops = step_flops(size, batch)
@@ -133,7 +133,6 @@ def bench_training(sizes, batch, variants, warmup, iters, peak):
             rows.append({"size": size, "batch": batch, "variant": name, "ms_per_iter": med, "ms_best": best,
                          "first_iter_ms": first_ms, "gflop_per_iter": flops / 1e9,
                          "achieved_gflops": flops / (med / 1e3) / 1e9,
-                         "utilisation_of_peak": flops / (med / 1e3) / 1e9 / peak,
                          "peak_rss_mib": peak_rss_mib()})
             print(f"  {size:>4}px {name:<16} {med:9.1f} ms/iter (best {best:.1f}, first {first_ms:.0f})", flush=True)
         base = next(r["ms_per_iter"] for r in rows if r["size"] == size and r["variant"] == "fp32") \
@@ -300,7 +299,7 @@ def main(argv=None) -> int:
     print(f"matmul throughput: bf16 {before['bf16']:.0f} GFLOP/s, fp32 {before['fp32']:.0f} GFLOP/s")
 
     print(f"training iterations (batch {a.batch}):")
-    result["training"] = bench_training(sizes, a.batch, variants, warmup, iters, max(before.values()))
+    result["training"] = bench_training(sizes, a.batch, variants, warmup, iters)
     # measured again after the rows: a VM's speed drifts (bf16 matmul 2,123 to 2,774 GFLOP/s within
     # an hour on one machine), and the higher of the two is the reference (the lower utilisation)
     after = matmul_rates()

@@ -388,10 +388,11 @@ def main(argv=None) -> int:
     extras: dict = {}
     import torch
 
+    from augengine.autotune import precision_options
     from rates import matmul_gflops  # benchmarks/
 
     # what the rows are measured against: the machine's matmul rate in each precision it runs natively
-    native = ["fp32"] + (["bf16"] if args.device == "cuda" or not emulated_bf16 else [])
+    native = [p for p in precision_options(args.device) if p in ("fp32", "bf16")]
     mm = {p: matmul_gflops({"fp32": torch.float32, "bf16": torch.bfloat16}[p], args.device) for p in native}
     gflop = {size: step_gflop(size, args.blocks) for size in sizes}
     extras.update(matmul_gflops=mm, gflop_per_iter=gflop)
